@@ -1,0 +1,181 @@
+//! The command line: one definition per option, whose doc comment is its
+//! `--help` text (and, with the packaging, its man page entry).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::deadline::parse_time;
+use crate::icap::probe::Preview;
+use crate::icap::request::Method;
+
+/// The default deadline: below HAProxy's default `inter` (2s), after which
+/// HAProxy kills the check and logs no reason.
+pub const DEFAULT_TIMEOUT: &str = "1500ms";
+
+const AFTER_HELP: &str = "\
+Targets:
+  icap://HOST[:PORT]/SERVICE          by hand; port 1344 by default, IPv6 as icap://[::1]:1344/echo
+  PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT
+                                      as HAProxy's external-check runs it; SERVER_ADDR may be a
+                                      bare IPv6 address or a UNIX socket path (port NOT_USED)
+
+Exit status:
+  0  healthy
+  1  the server answered, and the answer is unhealthy (status, missing ISTag,
+     method not offered, HTTP status inside)
+  2  usage or configuration error (bad option or value, unreadable file)
+  3  cannot connect (refused, unreachable, name not resolved)
+  4  deadline passed
+  5  protocol error (not ICAP, malformed, truncated, oversized)
+  6  TLS failure
+
+Output: with HAProxy's four arguments, nothing on success and one line on stderr on failure;
+with a URL, one line on stdout (OK ... or FAIL ...).";
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "icap-check",
+    version,
+    about = "Health check for ICAP servers, run by HAProxy as its external-check command or by hand",
+    after_help = AFTER_HELP,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// icap://HOST[:PORT]/SERVICE, or HAProxy's four arguments
+    #[arg(value_name = "TARGET", allow_hyphen_values = false)]
+    pub targets: Vec<String>,
+
+    /// ICAP service to check, the path of icap://HOST/SERVICE; overrides the URL's. Required: there
+    /// is no default service
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// ICAP method to send [default: options]
+    #[arg(long, value_enum, ignore_case = true, value_name = "METHOD")]
+    pub method: Option<MethodArg>,
+
+    /// File sent as the body of a RESPMOD or REQMOD [default: a small PDF built into the binary]
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Body bytes sent before waiting for 100 Continue: auto (the service's Preview, learnt by an
+    /// OPTIONS request first on the same connection), off (no preview), or a number, which saves
+    /// the OPTIONS round trip [default: auto; off with --output]
+    #[arg(long, value_name = "auto|off|N", value_parser = parse_preview)]
+    pub preview: Option<Preview>,
+
+    /// Save the adapted body of a RESPMOD or REQMOD to PATH. The request then omits `Allow: 204`,
+    /// so the server must send the body back
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Unhealthy unless the service's OPTIONS Methods lists this method. With --method respmod or
+    /// reqmod and --preview auto, the method sent is always required
+    #[arg(long, value_enum, ignore_case = true, value_name = "METHOD")]
+    pub require_method: Option<RequiredMethod>,
+
+    /// Deadline for the whole check (resolve, connect, every write and read), in HAProxy's time
+    /// format: a bare number is milliseconds; us, ms, s, m, h, d accepted. Keep it below the
+    /// server's `inter` [default: 1500ms]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub timeout: Option<Duration>,
+
+    /// Log the exchange to stderr: -v request and response heads, -vv progress, -vvv everything
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Options,
+    Respmod,
+    Reqmod,
+}
+
+impl From<MethodArg> for Method {
+    fn from(m: MethodArg) -> Method {
+        match m {
+            MethodArg::Options => Method::Options,
+            MethodArg::Respmod => Method::Respmod,
+            MethodArg::Reqmod => Method::Reqmod,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RequiredMethod {
+    Respmod,
+    Reqmod,
+}
+
+impl RequiredMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequiredMethod::Respmod => "RESPMOD",
+            RequiredMethod::Reqmod => "REQMOD",
+        }
+    }
+}
+
+fn parse_preview(text: &str) -> Result<Preview, String> {
+    match text.trim() {
+        t if t.eq_ignore_ascii_case("auto") => Ok(Preview::Auto),
+        t if t.eq_ignore_ascii_case("off") || t.eq_ignore_ascii_case("none") => Ok(Preview::Off),
+        t => match t.parse::<u64>() {
+            Ok(n) if n <= u64::from(u32::MAX) => Ok(Preview::Bytes(n)),
+            _ => Err(format!(
+                "invalid preview '{t}': expected auto, off or a byte count"
+            )),
+        },
+    }
+}
+
+/// clap's error as one line (its first), for HAProxy's log and cron mail.
+pub fn one_line_error(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see --help)")
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_option_is_documented() {
+        let cmd = Cli::command();
+        for arg in cmd.get_arguments() {
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn preview_values() {
+        assert_eq!(parse_preview("auto"), Ok(Preview::Auto));
+        assert_eq!(parse_preview("OFF"), Ok(Preview::Off));
+        assert_eq!(parse_preview("1024"), Ok(Preview::Bytes(1024)));
+        assert!(parse_preview("-1").is_err());
+        assert!(parse_preview("lots").is_err());
+    }
+
+    #[test]
+    fn errors_fit_on_one_line() {
+        let e = Cli::try_parse_from(["icap-check", "--timeout", "soon", "icap://h/s"]).unwrap_err();
+        let line = one_line_error(&e);
+        assert!(!line.contains('\n'));
+        assert!(line.contains("--timeout"), "{line}");
+        assert!(line.contains("invalid time 'soon'"), "{line}");
+    }
+}

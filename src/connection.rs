@@ -1,0 +1,394 @@
+//! Connecting (TCP or UNIX) and moving bytes, every operation bounded by the
+//! one deadline, reads bounded by a fixed buffer.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+use crate::verdict::{Failure, Phase};
+
+/// Room for the largest head the parsers accept, plus what follows it in
+/// the same read.
+pub const READ_BUFFER: usize = crate::icap::response::MAX_HEAD + 16 * 1024;
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp { host: Host, port: u16 },
+    Unix(std::path::PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+impl std::fmt::Display for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(Some(t)),
+            Stream::Unix(s) => s.set_read_timeout(Some(t)),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
+            Stream::Unix(s) => s.set_write_timeout(Some(t)),
+        }
+    }
+
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_nonblocking(on),
+            Stream::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+}
+
+pub struct Connection {
+    stream: Stream,
+    deadline: Deadline,
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl Connection {
+    pub fn connect(endpoint: &Endpoint, deadline: Deadline) -> Result<Connection, Failure> {
+        let stream = match endpoint {
+            Endpoint::Tcp { host, port } => Stream::Tcp(connect_tcp(host, *port, deadline)?),
+            Endpoint::Unix(path) => Stream::Unix(connect_unix(path)?),
+        };
+        Ok(Connection {
+            stream,
+            deadline,
+            buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+        })
+    }
+
+    /// Bytes received and not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` means the server closed.
+    pub fn fill(&mut self, phase: Phase) -> Result<usize, Failure> {
+        if self.eof {
+            return Ok(0);
+        }
+        self.compact();
+        if self.end == self.buf.len() {
+            // Parsers reject anything this large before it fills the buffer.
+            return Err(Failure::Protocol(
+                "response larger than the receive buffer".into(),
+            ));
+        }
+        loop {
+            let left = self.deadline.remaining(phase)?;
+            self.stream
+                .set_read_timeout(left)
+                .map_err(|e| io_failure(&e, phase))?;
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(0);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(e) if retryable(&e) => continue,
+                Err(e) => return Err(io_failure(&e, phase)),
+            }
+        }
+    }
+
+    /// Sends all of `bytes` within the deadline.
+    pub fn send(&mut self, bytes: &[u8], phase: Phase) -> Result<(), Failure> {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let left = self.deadline.remaining(phase)?;
+            self.stream
+                .set_write_timeout(left)
+                .map_err(|e| io_failure(&e, phase))?;
+            match self.stream.write(rest) {
+                Ok(0) => {
+                    return Err(Failure::Protocol(format!(
+                        "connection closed while {phase}"
+                    )))
+                }
+                Ok(n) => rest = &rest[n..],
+                Err(e) if retryable(&e) => continue,
+                Err(e) => return Err(io_failure(&e, phase)),
+            }
+        }
+        Ok(())
+    }
+
+    /// One write that waits at most `max_wait` (never past the deadline) for
+    /// room in the socket; returns the bytes written, 0 if there was none.
+    /// Sending a body in such slices lets the caller look at the server's
+    /// answer in between: a server may answer and stop reading.
+    pub fn write_some(
+        &mut self,
+        bytes: &[u8],
+        phase: Phase,
+        max_wait: Duration,
+    ) -> Result<usize, Failure> {
+        let slice = self.deadline.remaining(phase)?.min(max_wait);
+        self.stream
+            .set_write_timeout(slice)
+            .map_err(|e| io_failure(&e, phase))?;
+        match self.stream.write(bytes) {
+            Ok(0) if !bytes.is_empty() => Err(Failure::Protocol(format!(
+                "connection closed while {phase}"
+            ))),
+            Ok(n) => Ok(n),
+            Err(e) if retryable(&e) => Ok(0),
+            Err(e) => Err(io_failure(&e, phase)),
+        }
+    }
+
+    /// Takes whatever the server has sent, without waiting.
+    pub fn try_receive(&mut self, phase: Phase) -> Result<(), Failure> {
+        if self.eof {
+            return Ok(());
+        }
+        self.compact();
+        if self.end == self.buf.len() {
+            return Ok(());
+        }
+        self.stream
+            .set_nonblocking(true)
+            .map_err(|e| io_failure(&e, phase))?;
+        let got = self.stream.read(&mut self.buf[self.end..]);
+        self.stream
+            .set_nonblocking(false)
+            .map_err(|e| io_failure(&e, phase))?;
+        match got {
+            Ok(0) => self.eof = true,
+            Ok(n) => self.end += n,
+            Err(e) if retryable(&e) => {}
+            Err(e) => return Err(io_failure(&e, phase)),
+        }
+        Ok(())
+    }
+
+    /// The server has closed its side: what is buffered is all there will be.
+    pub fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+}
+
+fn retryable(e: &io::Error) -> bool {
+    // A socket timeout ends early only if the deadline says so; the caller
+    // asks the deadline again before retrying.
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// An I/O error's text without the "(os error N)" suffix, for report lines.
+pub fn describe(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+    .to_lowercase()
+}
+
+fn io_failure(e: &io::Error, phase: Phase) -> Failure {
+    Failure::Protocol(format!("{} while {phase}", describe(e)))
+}
+
+fn connect_tcp(host: &Host, port: u16, deadline: Deadline) -> Result<TcpStream, Failure> {
+    let addrs = match host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+        Host::Name(name) => resolve(name, port, deadline)?,
+    };
+    let mut last = None;
+    for addr in &addrs {
+        let left = deadline.remaining(Phase::Connect)?;
+        match TcpStream::connect_timeout(addr, left) {
+            Ok(stream) => {
+                // Requests go out in few, whole writes; don't let Nagle hold the last one back.
+                let _ = stream.set_nodelay(true);
+                log::debug!("connected to {addr}");
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                deadline.remaining(Phase::Connect)?;
+                last = Some(e);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let why = last.map_or_else(|| "no address".to_string(), |e| describe(&e));
+    Err(Failure::Connect(format!("{why} ({})", list_addrs(&addrs))))
+}
+
+fn list_addrs(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The system resolver has no timeout of its own: ask it on a helper thread
+/// and wait only for the time left.
+fn resolve(name: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>, Failure> {
+    let (tx, rx) = mpsc::channel();
+    let query = name.to_string();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .spawn(move || {
+            let result = (query.as_str(), port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.collect::<Vec<_>>());
+            let _ = tx.send(result);
+        })
+        .map_err(|e| Failure::Connect(format!("cannot resolve {name}: {}", describe(&e))))?;
+    match rx.recv_timeout(deadline.remaining(Phase::Resolve)?) {
+        Ok(Ok(addrs)) if !addrs.is_empty() => Ok(addrs),
+        Ok(Ok(_)) => Err(Failure::Connect(format!(
+            "cannot resolve {name}: no address"
+        ))),
+        Ok(Err(e)) => Err(Failure::Connect(format!(
+            "cannot resolve {name}: {}",
+            describe(&e)
+        ))),
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(Failure::Timeout(Phase::Resolve)),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(Failure::Connect(format!("cannot resolve {name}")))
+        }
+    }
+}
+
+/// A UNIX connect does not wait for the network; only a full backlog could
+/// block it, and the watchdog bounds that.
+fn connect_unix(path: &Path) -> Result<UnixStream, Failure> {
+    UnixStream::connect(path)
+        .map_err(|e| Failure::Connect(format!("{} ({})", describe(&e), path.display())))
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn deadline() -> Deadline {
+        Deadline::starting_now(Duration::from_secs(5))
+    }
+
+    #[test]
+    fn refused_is_a_connect_failure() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let host = Host::Ip("127.0.0.1".parse().unwrap());
+        match Connection::connect(&Endpoint::Tcp { host, port }, deadline()) {
+            Err(Failure::Connect(why)) => assert!(why.starts_with("connection refused"), "{why}"),
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn reads_stop_at_the_deadline() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let host = Host::Ip("127.0.0.1".parse().unwrap());
+        let d = Deadline::starting_now(Duration::from_millis(100));
+        let mut c = Connection::connect(&Endpoint::Tcp { host, port }, d).unwrap();
+        let _peer = l.accept().unwrap();
+        assert_eq!(
+            c.fill(Phase::Receive),
+            Err(Failure::Timeout(Phase::Receive))
+        );
+    }
+
+    #[test]
+    fn a_full_socket_does_not_block_past_max_wait() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let host = Host::Ip("127.0.0.1".parse().unwrap());
+        let mut c = Connection::connect(&Endpoint::Tcp { host, port }, deadline()).unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        let big = vec![b'x'; 1 << 20];
+        // The peer never reads: the socket buffers fill, then writes return 0.
+        let mut zero_writes = 0;
+        while zero_writes == 0 {
+            if c.write_some(&big, Phase::Send, Duration::from_millis(20))
+                .unwrap()
+                == 0
+            {
+                zero_writes += 1;
+            }
+        }
+        peer.write_all(b"ICAP/1.0 204 No Content\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        c.try_receive(Phase::Send).unwrap();
+        assert!(c.buffered().starts_with(b"ICAP/1.0 204"));
+        assert!(!c.at_eof());
+    }
+
+    #[test]
+    fn describe_drops_the_os_error_number() {
+        let e = io::Error::from_raw_os_error(111);
+        assert_eq!(describe(&e), "connection refused");
+    }
+}

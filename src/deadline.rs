@@ -1,0 +1,151 @@
+//! One deadline for the whole check.
+//!
+//! Per-operation timeouts are not a deadline: a server that sends one byte
+//! every 100 ms satisfies every read timeout forever. So every blocking
+//! operation asks [`Deadline::remaining`] first and gets only what is left,
+//! and a watchdog thread ends the process shortly after the deadline
+//! whatever the main thread is stuck in (a UNIX connect to a full backlog,
+//! a name lookup that ignores us).
+
+use std::time::{Duration, Instant};
+
+use crate::verdict::{Failure, Phase};
+
+/// How long after the deadline the watchdog ends the process. Short enough
+/// that the process is gone by deadline + 100 ms, long enough that the main
+/// thread normally reports the timeout itself, naming the phase.
+pub const WATCHDOG_GRACE: Duration = Duration::from_millis(40);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    start: Instant,
+    end: Instant,
+}
+
+impl Deadline {
+    pub fn starting_now(timeout: Duration) -> Self {
+        Self::starting_at(Instant::now(), timeout)
+    }
+
+    pub fn starting_at(start: Instant, timeout: Duration) -> Self {
+        Deadline {
+            start,
+            end: start + timeout,
+        }
+    }
+
+    /// The time left for an operation of `phase`, or the timeout failure
+    /// naming that phase when nothing is left.
+    pub fn remaining(&self, phase: Phase) -> Result<Duration, Failure> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(Failure::Timeout(phase))
+        } else {
+            Ok(left)
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    pub fn end(&self) -> Instant {
+        self.end
+    }
+
+    /// Starts the last line of defence: at deadline + [`WATCHDOG_GRACE`] it
+    /// calls `on_expiry` (which reports) and exits with the timeout code.
+    /// If the thread cannot be started the check goes on without it: every
+    /// socket operation is bounded by the deadline anyway.
+    pub fn start_watchdog(&self, on_expiry: impl FnOnce() + Send + 'static) {
+        let fire_at = self.end + WATCHDOG_GRACE;
+        let spawned = std::thread::Builder::new()
+            .name("watchdog".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                loop {
+                    let left = fire_at.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    std::thread::sleep(left);
+                }
+                on_expiry();
+                std::process::exit(i32::from(crate::verdict::ExitStatus::Timeout.code()));
+            });
+        if let Err(e) = spawned {
+            log::warn!("watchdog thread not started: {e}");
+        }
+    }
+}
+
+/// Parses a time in HAProxy's format: a number with an optional unit,
+/// `us`, `ms`, `s`, `m`, `h` or `d`; a bare number is milliseconds.
+pub fn parse_time(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    if number.is_empty() {
+        return Err(format!(
+            "invalid time '{text}': expected a number with an optional unit (us, ms, s, m, h, d)"
+        ));
+    }
+    // Ten digits are more than any sensible time and keep the arithmetic in range.
+    let value: u64 = match number.parse() {
+        Ok(v) if number.len() <= 10 => v,
+        _ => return Err(format!("invalid time '{text}': number too large")),
+    };
+    let duration = match unit {
+        "us" => Duration::from_micros(value),
+        "" | "ms" => Duration::from_millis(value),
+        "s" => Duration::from_secs(value),
+        "m" => Duration::from_secs(value * 60),
+        "h" => Duration::from_secs(value * 3600),
+        "d" => Duration::from_secs(value * 86400),
+        other => {
+            return Err(format!(
+                "invalid time '{text}': unknown unit '{other}' (use us, ms, s, m, h or d)"
+            ))
+        }
+    };
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn haproxy_time_format() {
+        assert_eq!(parse_time("1500"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_time("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_time("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_time("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_time("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_time("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_time("1d"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_time(" 3s "), Ok(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn bad_times_are_rejected_with_a_reason() {
+        for bad in ["", "s", "-1", "1.5s", "10x", "1 s", "99999999999999999999"] {
+            let err = parse_time(bad).unwrap_err();
+            assert!(err.contains("invalid time"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn remaining_reports_the_phase_once_expired() {
+        let past = Instant::now() - Duration::from_secs(1);
+        let d = Deadline::starting_at(past, Duration::from_millis(10));
+        assert_eq!(
+            d.remaining(Phase::Receive),
+            Err(Failure::Timeout(Phase::Receive))
+        );
+        let d = Deadline::starting_now(Duration::from_secs(10));
+        assert!(d.remaining(Phase::Connect).is_ok());
+    }
+}

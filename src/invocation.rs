@@ -1,0 +1,260 @@
+//! The two ways icap-check is called, turned into a target.
+//!
+//! HAProxy runs `icap-check PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT`
+//! with a cleared environment; an operator runs the same four arguments by
+//! hand to reproduce a check, or gives a URL. See HAPROXY-CONTRACT.md.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::connection::{Endpoint, Host};
+use crate::verdict::Failure;
+
+/// The ICAP port when a URL or a server line gives none.
+pub const DEFAULT_PORT: u16 = 1344;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Called with HAProxy's four arguments: silent on success, reports on stderr.
+    pub haproxy: bool,
+    pub endpoint: Endpoint,
+    /// The service a URL names (`icap://host/SERVICE`).
+    pub service: Option<String>,
+    /// HAPROXY_PROXY_NAME, the backend.
+    pub backend: Option<String>,
+    /// HAPROXY_SERVER_NAME.
+    pub server: Option<String>,
+}
+
+impl Invocation {
+    /// `backend/server` for report lines, when HAProxy named them.
+    pub fn server_label(&self) -> Option<String> {
+        match (&self.backend, &self.server) {
+            (Some(b), Some(s)) => Some(format!("{b}/{s}")),
+            (None, Some(s)) => Some(s.clone()),
+            (Some(b), None) => Some(format!("{b}/?")),
+            (None, None) => None,
+        }
+    }
+}
+
+pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, Failure> {
+    let named = |var: &str| env(var).filter(|v| !v.is_empty());
+    match args {
+        [url] => parse_url(url),
+        [_proxy_addr, _proxy_port, addr, port] => Ok(Invocation {
+            haproxy: true,
+            endpoint: parse_server(addr, port)?,
+            service: None,
+            backend: named("HAPROXY_PROXY_NAME"),
+            server: named("HAPROXY_SERVER_NAME"),
+        }),
+        [] => Err(Failure::Usage(
+            "no target: give icap://HOST[:PORT]/SERVICE, or HAProxy's four arguments PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT".into(),
+        )),
+        other => Err(Failure::Usage(format!(
+            "expected one URL or HAProxy's four arguments, got {} arguments",
+            other.len()
+        ))),
+    }
+}
+
+/// HAProxy's SERVER_ADDR and SERVER_PORT: an IPv4 or bare IPv6 address and
+/// a port, or a UNIX socket path with the port `NOT_USED` (or empty).
+fn parse_server(addr: &str, port: &str) -> Result<Endpoint, Failure> {
+    let path = addr.strip_prefix("unix@").unwrap_or(addr);
+    if path.starts_with('/') {
+        return Ok(Endpoint::Unix(PathBuf::from(path)));
+    }
+    if addr.is_empty() || addr == "NOT_USED" {
+        return Err(Failure::Usage("empty server address".into()));
+    }
+    let port = match port {
+        "" | "NOT_USED" => {
+            return Err(Failure::Usage(format!(
+                "server port is '{port}' but the address '{addr}' is not a UNIX socket path"
+            )))
+        }
+        p => parse_port(p)?,
+    };
+    Ok(Endpoint::Tcp {
+        host: parse_host(addr)?,
+        port,
+    })
+}
+
+/// A port number; 0 (a server line without a port) means the ICAP default.
+fn parse_port(text: &str) -> Result<u16, Failure> {
+    match text.parse::<u16>() {
+        Ok(0) => Ok(DEFAULT_PORT),
+        Ok(p) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+        _ => Err(Failure::Usage(format!(
+            "invalid port '{text}': expected 1-65535"
+        ))),
+    }
+}
+
+fn parse_host(text: &str) -> Result<Host, Failure> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    let valid = !bare.is_empty()
+        && bare.len() <= 253
+        && bare
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if valid {
+        Ok(Host::Name(bare.to_string()))
+    } else {
+        Err(Failure::Usage(format!("invalid host '{text}'")))
+    }
+}
+
+/// `icap://HOST[:PORT]/SERVICE`; IPv6 as `icap://[::1]:1344/echo`.
+fn parse_url(url: &str) -> Result<Invocation, Failure> {
+    let bad = |why: &str| Failure::Usage(format!("invalid target '{url}': {why}"));
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected icap://HOST[:PORT]/SERVICE"))?;
+    if !scheme.eq_ignore_ascii_case("icap") {
+        return Err(bad(&format!("unsupported scheme '{scheme}' (use icap://)")));
+    }
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(bad(&format!("invalid port '{p}'"))),
+        },
+    };
+    let service = path.strip_prefix('/').unwrap_or(path);
+    Ok(Invocation {
+        haproxy: false,
+        endpoint: Endpoint::Tcp {
+            host: parse_host(&host)?,
+            port,
+        },
+        service: (!service.is_empty()).then(|| service.to_string()),
+        backend: None,
+        server: None,
+    })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn tcp(host: &str, port: u16) -> Endpoint {
+        Endpoint::Tcp {
+            host: parse_host(host).unwrap(),
+            port,
+        }
+    }
+
+    #[test]
+    fn haproxy_form_ipv4_ipv6_unix() {
+        let env = |k: &str| match k {
+            "HAPROXY_PROXY_NAME" => Some("icap_pool".to_string()),
+            "HAPROXY_SERVER_NAME" => Some("icap01".to_string()),
+            _ => None,
+        };
+        let inv = parse(&args(&["NOT_USED", "NOT_USED", "10.0.0.5", "1344"]), &env).unwrap();
+        assert!(inv.haproxy);
+        assert_eq!(inv.endpoint, tcp("10.0.0.5", 1344));
+        assert_eq!(inv.server_label().as_deref(), Some("icap_pool/icap01"));
+        let inv = parse(&args(&["NOT_USED", "NOT_USED", "::1", "11344"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("::1", 11344));
+        assert_eq!(inv.server_label(), None);
+        let inv = parse(
+            &args(&["NOT_USED", "NOT_USED", "/run/c-icap.sock", "NOT_USED"]),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(inv.endpoint, Endpoint::Unix("/run/c-icap.sock".into()));
+        let inv = parse(&args(&["1.2.3.4", "80", "10.0.0.5", "0"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("10.0.0.5", DEFAULT_PORT));
+    }
+
+    #[test]
+    fn haproxy_form_rejects_what_haproxy_never_sends() {
+        for bad in [
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "70000"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "-1"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "+80"],
+            ["NOT_USED", "NOT_USED", "", "1344"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "NOT_USED"],
+            ["NOT_USED", "NOT_USED", "bad host!", "1344"],
+        ] {
+            assert!(
+                matches!(parse(&args(&bad), &no_env), Err(Failure::Usage(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(parse(&args(&["a", "b", "c"]), &no_env).is_err());
+        assert!(parse(&[], &no_env).is_err());
+    }
+
+    #[test]
+    fn url_form() {
+        let inv = parse(&args(&["icap://127.0.0.1:1344/echo"]), &no_env).unwrap();
+        assert!(!inv.haproxy);
+        assert_eq!(inv.endpoint, tcp("127.0.0.1", 1344));
+        assert_eq!(inv.service.as_deref(), Some("echo"));
+        let inv = parse(&args(&["ICAP://[::1]/echo?mode=x"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("::1", DEFAULT_PORT));
+        assert_eq!(inv.service.as_deref(), Some("echo?mode=x"));
+        let inv = parse(&args(&["icap://icap.example:11344"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("icap.example", 11344));
+        assert_eq!(inv.service, None);
+    }
+
+    #[test]
+    fn bad_urls() {
+        for bad in [
+            "127.0.0.1:1344",
+            "http://x/echo",
+            "icap:///echo",
+            "icap://h:0/echo",
+            "icap://h:99999/echo",
+            "icap://[::1/echo",
+            "icap://[::1]x/echo",
+            "icap://a b/echo",
+        ] {
+            assert!(
+                matches!(parse(&args(&[bad]), &no_env), Err(Failure::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! From what the user typed to a validated check: every usage error is found
+//! here, before anything is sent.
+
+use std::fs::File;
+use std::time::Duration;
+
+use crate::cli::Cli;
+use crate::connection::Endpoint;
+use crate::deadline::parse_time;
+use crate::icap::probe::{IcapCheck, Preview};
+use crate::icap::request::Method;
+use crate::invocation::Invocation;
+use crate::report::Context;
+use crate::sample::Sample;
+use crate::verdict::Failure;
+
+pub struct Settings {
+    pub timeout: Duration,
+    pub check: IcapCheck,
+    pub context: Context,
+}
+
+pub fn resolve(cli: &Cli, inv: &Invocation) -> Result<Settings, Failure> {
+    let timeout = match cli.timeout {
+        Some(t) => t,
+        None => parse_time(crate::cli::DEFAULT_TIMEOUT).map_err(Failure::Usage)?,
+    };
+    if timeout.is_zero() {
+        return Err(Failure::Usage("--timeout must be greater than 0".into()));
+    }
+    let method: Method = cli.method.map_or(Method::Options, Method::from);
+    let service = cli
+        .service
+        .clone()
+        .or_else(|| inv.service.clone())
+        .ok_or_else(|| {
+            Failure::Usage(
+                "no ICAP service: give --service NAME or icap://HOST[:PORT]/SERVICE".into(),
+            )
+        })?;
+    let service = service.trim_start_matches('/').to_string();
+    if service.is_empty() || service.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(Failure::Usage(format!("invalid service name '{service}'")));
+    }
+    if method == Method::Options {
+        for (given, flag) in [
+            (cli.file.is_some(), "--file"),
+            (cli.output.is_some(), "--output"),
+            (cli.preview.is_some(), "--preview"),
+        ] {
+            if given {
+                return Err(Failure::Usage(format!(
+                    "{flag} applies to --method respmod or reqmod, not options"
+                )));
+            }
+        }
+    }
+    let sample = match (method, &cli.file) {
+        (Method::Options, _) => None,
+        (_, Some(path)) => Some(Sample::open(path)?),
+        (_, None) => Some(Sample::embedded()),
+    };
+    let output = match &cli.output {
+        Some(path) => {
+            let file = File::create(path).map_err(|e| {
+                Failure::Usage(format!(
+                    "cannot write --output {}: {}",
+                    path.display(),
+                    crate::connection::describe(&e)
+                ))
+            })?;
+            Some((file, path.display().to_string()))
+        }
+        None => None,
+    };
+    let (uri, host, target) = match &inv.endpoint {
+        Endpoint::Tcp { host, port } => {
+            let uri = format!("icap://{host}:{port}/{service}");
+            let host = match host {
+                crate::connection::Host::Ip(ip) => ip.to_string(),
+                crate::connection::Host::Name(n) => n.clone(),
+            };
+            (uri.clone(), host, uri)
+        }
+        Endpoint::Unix(path) => {
+            let uri = format!("icap://localhost/{service}");
+            let target = format!("unix:{} {uri}", path.display());
+            (uri, "localhost".to_string(), target)
+        }
+    };
+    Ok(Settings {
+        timeout,
+        context: Context {
+            haproxy: inv.haproxy,
+            server: inv.server_label(),
+            target,
+            probe: method.as_str().to_string(),
+        },
+        check: IcapCheck {
+            endpoint: inv.endpoint.clone(),
+            uri,
+            host,
+            method,
+            require_method: cli.require_method.map(|m| m.as_str().to_string()),
+            // A server may answer 204 after a preview even without Allow: 204
+            // (RFC 3507 4.5); --output wants the body back, so no preview by default.
+            preview: cli.preview.unwrap_or(if cli.output.is_some() {
+                Preview::Off
+            } else {
+                Preview::Auto
+            }),
+            sample,
+            output,
+        },
+    })
+}
