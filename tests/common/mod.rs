@@ -1,0 +1,157 @@
+//! Shared by the integration tests: the built binary, and real servers
+//! (Debian's c-icap) started on a free loopback port and stopped on drop.
+//! A missing server is a failure, never a skip: `tests/run` installs them.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_icap-check");
+
+/// Runs the binary with a cleared environment, as HAProxy does, plus `env`.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run icap-check")
+}
+
+pub fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A port nobody listens on right now (bound then released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "icap-check-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Sends SIGTERM (what HAProxy and systemd send) and waits, then SIGKILL.
+pub fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+pub const C_ICAP: &str = "/usr/bin/c-icap";
+const C_ICAP_MODULES: &str = "/usr/lib/x86_64-linux-gnu/c_icap";
+
+/// Debian's c-icap server with its `echo` service, on 127.0.0.1 and a free port.
+pub struct CIcap {
+    pub port: u16,
+    child: Child,
+    pub dir: TempDir,
+}
+
+impl CIcap {
+    pub fn start() -> CIcap {
+        assert!(
+            Path::new(C_ICAP).exists(),
+            "{C_ICAP} is missing: run tests/run, which installs Debian's c-icap"
+        );
+        // A port found free may be taken before c-icap binds it: try again.
+        for _ in 0..5 {
+            let dir = TempDir::new("c-icap");
+            let port = free_port();
+            let d = dir.path().display();
+            let conf = format!(
+                "PidFile {d}/c-icap.pid\nCommandsSocket {d}/c-icap.ctl\nPort 127.0.0.1:{port}\n\
+                 StartServers 1\nMaxServers 2\nMinSpareThreads 2\nMaxSpareThreads 8\nThreadsPerChild 8\n\
+                 ModulesDir {C_ICAP_MODULES}\nServicesDir {C_ICAP_MODULES}\nTmpDir {d}\n\
+                 ServerLog {d}/server.log\nAccessLog {d}/access.log\nDebugLevel 0\n\
+                 Service echo srv_echo.so\n"
+            );
+            let conf_path = dir.path().join("c-icap.conf");
+            std::fs::write(&conf_path, conf).expect("write c-icap.conf");
+            let mut child = Command::new(C_ICAP)
+                .args(["-N", "-f"])
+                .arg(&conf_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start c-icap");
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            if wait_for_port(addr, Duration::from_secs(10)) {
+                return CIcap { port, child, dir };
+            }
+            terminate(&mut child);
+        }
+        panic!("c-icap did not start listening");
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        format!("icap://127.0.0.1:{}/{service}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        terminate(&mut self.child);
+    }
+}
+
+impl Drop for CIcap {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
