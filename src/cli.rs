@@ -31,6 +31,10 @@ Exit status:
   5  protocol error (not ICAP, malformed, truncated, oversized)
   6  TLS failure
 
+Config file: sections `defaults`, `backend NAME` and `server BACKEND/SERVER`, each followed by
+lines `KEY [VALUE]`, where KEY is a long option without its dashes (`timeout 1500ms`, `method respmod`).
+Server over backend over defaults; command-line options over all.
+
 Output: with HAProxy's four arguments, nothing on success and one line on stderr on failure;
 with a URL, one line on stdout (OK ... or FAIL ...).";
 
@@ -40,7 +44,10 @@ with a URL, one line on stdout (OK ... or FAIL ...).";
     version,
     about = "Health check for ICAP servers, run by HAProxy as its external-check command or by hand",
     after_help = AFTER_HELP,
-    max_term_width = 100
+    max_term_width = 100,
+    // Config-file sections and then the command line are given to clap as
+    // one argument list: the last occurrence of an option wins.
+    args_override_self = true
 )]
 pub struct Cli {
     /// icap://HOST[:PORT]/SERVICE, or HAProxy's four arguments
@@ -85,6 +92,28 @@ pub struct Cli {
     /// Log the exchange to stderr: -v request and response heads, -vv progress, -vvv everything
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Config file to read [default: $ICAP_CHECK_CONFIG, else the command's own path + .conf,
+    /// else /etc/icap-check.conf, else none]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Config section `backend NAME` to apply [default: $HAPROXY_PROXY_NAME, set by HAProxy]
+    #[arg(long, value_name = "NAME")]
+    pub backend: Option<String>,
+
+    /// Config section `server BACKEND/NAME` to apply [default: $HAPROXY_SERVER_NAME, set by HAProxy]
+    #[arg(long, value_name = "NAME")]
+    pub server: Option<String>,
+
+    /// Validate the config file and print each section's effective settings; exit 0 or 2
+    #[arg(long, conflicts_with = "explain")]
+    pub check_config: bool,
+
+    /// Print which config file and sections apply to these arguments and the resulting probe,
+    /// without sending anything
+    #[arg(long)]
+    pub explain: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,13 +163,17 @@ fn parse_preview(text: &str) -> Result<Preview, String> {
 
 /// clap's error as one line (its first), for HAProxy's log and cron mail.
 pub fn one_line_error(e: &clap::Error) -> String {
+    format!("{} (see --help)", error_reason(e))
+}
+
+/// The first line of clap's error, without its "error: " prefix.
+pub fn error_reason(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
     let first = rendered
         .lines()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (see --help)")
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 #[cfg(test)]

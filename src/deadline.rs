@@ -113,6 +113,18 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A duration in the same format, in the largest unit that is exact.
+pub fn format_time(d: Duration) -> String {
+    let us = d.as_micros();
+    if us % 1_000_000 == 0 {
+        format!("{}s", us / 1_000_000)
+    } else if us % 1000 == 0 {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{us}us")
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -127,6 +139,13 @@ mod test {
         assert_eq!(parse_time("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_time("1d"), Ok(Duration::from_secs(86400)));
         assert_eq!(parse_time(" 3s "), Ok(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for t in ["1500ms", "2s", "250us", "60s"] {
+            assert_eq!(format_time(parse_time(t).unwrap()), t);
+        }
     }
 
     #[test]

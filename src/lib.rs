@@ -8,9 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
 pub mod connection;
 pub mod deadline;
 pub mod icap;
+pub mod inspect;
 pub mod invocation;
 pub mod report;
 pub mod sample;
@@ -33,7 +35,8 @@ where
     I: IntoIterator<Item = OsString>,
 {
     let started = Instant::now();
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let typed = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             report::usage_error(&Failure::Usage(cli::one_line_error(&e)));
@@ -45,18 +48,35 @@ where
             return exit(ExitStatus::Healthy);
         }
     };
-    if cli.verbose > 0 {
-        init_logger(cli.verbose);
+    if typed.check_config {
+        let (text, status) = inspect::check_config(&typed, &args, env);
+        if status == ExitStatus::Healthy {
+            let _ = write!(std::io::stdout().lock(), "{text}");
+        } else {
+            let _ = write!(std::io::stderr().lock(), "{text}");
+        }
+        return exit(status);
     }
-    let prepared =
-        invocation::parse(&cli.targets, env).and_then(|inv| settings::resolve(&cli, &inv));
-    let mut settings = match prepared {
+    let prepared = config::apply(&typed, &args, env).and_then(|(cli, applied)| {
+        if cli.verbose > 0 {
+            init_logger(cli.verbose);
+        }
+        let inv = invocation::parse(&cli.targets, env)?;
+        Ok((settings::resolve(&cli, &typed, &inv)?, applied))
+    });
+    let (mut settings, applied) = match prepared {
         Ok(s) => s,
         Err(failure) => {
             report::usage_error(&failure);
             return exit(failure.exit_status());
         }
     };
+    if typed.explain {
+        let argv0 = args.first().cloned().unwrap_or_default();
+        let text = inspect::explain(&args, applied.as_ref(), &settings, &argv0);
+        let _ = write!(std::io::stdout().lock(), "{text}");
+        return exit(ExitStatus::Healthy);
+    }
     let deadline = Deadline::starting_at(started, settings.timeout);
     let watchdog_context = settings.context.clone();
     deadline.start_watchdog(move || {

@@ -20,7 +20,9 @@ pub struct Settings {
     pub context: Context,
 }
 
-pub fn resolve(cli: &Cli, inv: &Invocation) -> Result<Settings, Failure> {
+/// `cli` is the command line with the config file applied; `typed` what was
+/// typed, for the errors that only make sense about the command line.
+pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Failure> {
     let timeout = match cli.timeout {
         Some(t) => t,
         None => parse_time(crate::cli::DEFAULT_TIMEOUT).map_err(Failure::Usage)?,
@@ -42,11 +44,13 @@ pub fn resolve(cli: &Cli, inv: &Invocation) -> Result<Settings, Failure> {
     if service.is_empty() || service.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         return Err(Failure::Usage(format!("invalid service name '{service}'")));
     }
+    // A config file may set a body for every section while one backend uses
+    // OPTIONS; only options typed for an OPTIONS check are a mistake.
     if method == Method::Options {
         for (given, flag) in [
-            (cli.file.is_some(), "--file"),
-            (cli.output.is_some(), "--output"),
-            (cli.preview.is_some(), "--preview"),
+            (typed.file.is_some(), "--file"),
+            (typed.output.is_some(), "--output"),
+            (typed.preview.is_some(), "--preview"),
         ] {
             if given {
                 return Err(Failure::Usage(format!(
@@ -113,4 +117,35 @@ pub fn resolve(cli: &Cli, inv: &Invocation) -> Result<Settings, Failure> {
             output,
         },
     })
+}
+
+impl Settings {
+    /// The probe in one line, for `--explain`.
+    pub fn describe(&self) -> String {
+        let c = &self.check;
+        let mut parts = vec![format!("{} {}", c.method, c.uri)];
+        if let Some(sample) = &c.sample {
+            parts.push(format!(
+                "body {} ({} bytes, {})",
+                sample.name, sample.len, sample.content_type
+            ));
+            parts.push(match c.preview {
+                Preview::Auto => "preview from OPTIONS".to_string(),
+                Preview::Off => "no preview".to_string(),
+                Preview::Bytes(n) => format!("preview {n} bytes"),
+            });
+        }
+        if let Some(m) = &c.require_method {
+            parts.push(format!("requires {m} in Methods"));
+        }
+        if let Some((_, name)) = &c.output {
+            parts.push(format!("adapted body saved to {name}"));
+        }
+        parts.push(format!(
+            "timeout {}",
+            crate::deadline::format_time(self.timeout)
+        ));
+        parts.push("TLS off".to_string());
+        parts.join(", ")
+    }
 }
