@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
+use crate::timings::Timings;
 use crate::verdict::{Failure, Phase};
 
 /// Room for the largest head the parsers accept, plus what follows it in
@@ -83,6 +84,8 @@ impl Stream {
 pub struct Connection {
     stream: Stream,
     deadline: Deadline,
+    /// Phases this connection went through; the probe copies them out.
+    pub timings: Timings,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -91,13 +94,18 @@ pub struct Connection {
 
 impl Connection {
     pub fn connect(endpoint: &Endpoint, deadline: Deadline) -> Result<Connection, Failure> {
+        let mut timings = Timings::default();
         let stream = match endpoint {
-            Endpoint::Tcp { host, port } => Stream::Tcp(connect_tcp(host, *port, deadline)?),
+            Endpoint::Tcp { host, port } => {
+                Stream::Tcp(connect_tcp(host, *port, deadline, &mut timings)?)
+            }
             Endpoint::Unix(path) => Stream::Unix(connect_unix(path)?),
         };
+        timings.connect = Some(deadline.elapsed());
         Ok(Connection {
             stream,
             deadline,
+            timings,
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
             start: 0,
             end: 0,
@@ -138,6 +146,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     self.end += n;
+                    self.mark_first_byte();
                     return Ok(n);
                 }
                 Err(e) if retryable(&e) => continue,
@@ -210,11 +219,25 @@ impl Connection {
             .map_err(|e| io_failure(&e, phase))?;
         match got {
             Ok(0) => self.eof = true,
-            Ok(n) => self.end += n,
+            Ok(n) => {
+                self.end += n;
+                self.mark_first_byte();
+            }
             Err(e) if retryable(&e) => {}
             Err(e) => return Err(io_failure(&e, phase)),
         }
         Ok(())
+    }
+
+    fn mark_first_byte(&mut self) {
+        if self.timings.first_byte.is_none() {
+            self.timings.first_byte = Some(self.deadline.elapsed());
+        }
+    }
+
+    /// Records that the whole request has been written.
+    pub fn mark_sent(&mut self) {
+        self.timings.request_sent = Some(self.deadline.elapsed());
     }
 
     /// The server has closed its side: what is buffered is all there will be.
@@ -254,10 +277,19 @@ fn io_failure(e: &io::Error, phase: Phase) -> Failure {
     Failure::Protocol(format!("{} while {phase}", describe(e)))
 }
 
-fn connect_tcp(host: &Host, port: u16, deadline: Deadline) -> Result<TcpStream, Failure> {
+fn connect_tcp(
+    host: &Host,
+    port: u16,
+    deadline: Deadline,
+    timings: &mut Timings,
+) -> Result<TcpStream, Failure> {
     let addrs = match host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
-        Host::Name(name) => resolve(name, port, deadline)?,
+        Host::Name(name) => {
+            let addrs = resolve(name, port, deadline)?;
+            timings.resolve = Some(deadline.elapsed());
+            addrs
+        }
     };
     let mut last = None;
     for addr in &addrs {

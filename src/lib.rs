@@ -14,9 +14,11 @@ pub mod deadline;
 pub mod icap;
 pub mod inspect;
 pub mod invocation;
+pub mod probe;
 pub mod report;
 pub mod sample;
 pub mod settings;
+pub mod timings;
 pub mod verdict;
 
 use std::ffi::OsString;
@@ -82,7 +84,9 @@ where
     deadline.start_watchdog(move || {
         watchdog_context.emit(&Err(Failure::Timeout(Phase::Check)), deadline.elapsed());
     });
-    let verdict = icap::probe::run(&mut settings.check, deadline);
+    let mut timings = timings::Timings::default();
+    let verdict = settings.probe.run(deadline, &mut timings);
+    log::debug!("timings: {:?}", timings.phases());
     settings.context.emit(&verdict, deadline.elapsed());
     exit(match &verdict {
         Ok(_) => ExitStatus::Healthy,

@@ -10,13 +10,14 @@ use crate::deadline::parse_time;
 use crate::icap::probe::{IcapCheck, Preview};
 use crate::icap::request::Method;
 use crate::invocation::Invocation;
+use crate::probe::Probe;
 use crate::report::Context;
 use crate::sample::Sample;
 use crate::verdict::Failure;
 
 pub struct Settings {
     pub timeout: Duration,
-    pub check: IcapCheck,
+    pub probe: Probe,
     pub context: Context,
 }
 
@@ -100,7 +101,7 @@ pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Fai
             target,
             probe: method.as_str().to_string(),
         },
-        check: IcapCheck {
+        probe: Probe::Icap(IcapCheck {
             endpoint: inv.endpoint.clone(),
             uri,
             host,
@@ -115,14 +116,14 @@ pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Fai
             }),
             sample,
             output,
-        },
+        }),
     })
 }
 
 impl Settings {
     /// The probe in one line, for `--explain`.
     pub fn describe(&self) -> String {
-        let c = &self.check;
+        let Probe::Icap(c) = &self.probe;
         let mut parts = vec![format!("{} {}", c.method, c.uri)];
         if let Some(sample) = &c.sample {
             parts.push(format!(

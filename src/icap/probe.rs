@@ -13,6 +13,7 @@ use crate::connection::{Connection, Endpoint};
 use crate::deadline::Deadline;
 use crate::report::escape;
 use crate::sample::{Sample, CHUNK};
+use crate::timings::Timings;
 use crate::verdict::{Failure, Healthy, Phase, Verdict};
 
 /// While sending a body, how long one write may wait for room in the socket
@@ -44,21 +45,27 @@ pub struct IcapCheck {
     pub output: Option<(File, String)>,
 }
 
-pub fn run(check: &mut IcapCheck, deadline: Deadline) -> Verdict {
+pub fn run(check: &mut IcapCheck, deadline: Deadline, timings: &mut Timings) -> Verdict {
     let mut conn = Connection::connect(&check.endpoint, deadline)?;
+    let verdict = exchange(check, deadline, &mut conn);
+    *timings = conn.timings;
+    verdict
+}
+
+fn exchange(check: &mut IcapCheck, deadline: Deadline, conn: &mut Connection) -> Verdict {
     let to = Address {
         uri: &check.uri,
         host: &check.host,
     };
     if check.method == Method::Options {
-        let head = options(&mut conn, &to, false)?;
+        let head = options(conn, &to, false)?;
         return judge_options(&head, check.require_method.as_deref());
     }
     let preview = match check.preview {
         Preview::Off => None,
         Preview::Bytes(n) => Some(n),
         Preview::Auto => {
-            let head = options(&mut conn, &to, true)?;
+            let head = options(conn, &to, true)?;
             let required = check
                 .require_method
                 .as_deref()
@@ -70,7 +77,9 @@ pub fn run(check: &mut IcapCheck, deadline: Deadline) -> Verdict {
                 .and_then(|p| p.trim().parse().ok());
             log::debug!("service preview: {preview:?}");
             if !reusable(&head) {
-                conn = Connection::connect(&check.endpoint, deadline)?;
+                let timings = conn.timings;
+                *conn = Connection::connect(&check.endpoint, deadline)?;
+                conn.timings = timings;
             }
             preview
         }
@@ -85,7 +94,7 @@ pub fn run(check: &mut IcapCheck, deadline: Deadline) -> Verdict {
         output: check.output.as_mut(),
         error: None,
     };
-    let response = modify(&mut conn, &to, check.method, sample, preview, &mut sink)?;
+    let response = modify(conn, &to, check.method, sample, preview, &mut sink)?;
     if let Some(why) = sink.error {
         return Err(Failure::Usage(why));
     }
@@ -106,6 +115,7 @@ fn options(conn: &mut Connection, to: &Address<'_>, keep_alive: bool) -> Result<
     let req = request::options(to, keep_alive);
     log_head(">", &req);
     conn.send(&req, Phase::Send)?;
+    conn.mark_sent();
     let mut reader = ResponseReader::new(Method::Options, false);
     receive(conn, &mut reader, Phase::Receive, &mut |_| {})?;
     reader
@@ -213,6 +223,8 @@ fn modify(
     };
     if answered {
         log::debug!("the answer came before the request was complete");
+    } else {
+        x.conn.mark_sent();
     }
     x.receive(Phase::Receive)?;
     reader

@@ -1,0 +1,28 @@
+//! The probes a check can run, one variant per protocol, and the one place
+//! that dispatches to them.
+
+use crate::deadline::Deadline;
+use crate::icap::probe::IcapCheck;
+use crate::timings::Timings;
+use crate::verdict::Verdict;
+
+pub enum Probe {
+    Icap(IcapCheck),
+}
+
+impl Probe {
+    /// The name in report lines: the method (`OPTIONS`, `RESPMOD`, `GET`...) or protocol.
+    pub fn name(&self) -> String {
+        match self {
+            Probe::Icap(c) => c.method.as_str().to_string(),
+        }
+    }
+
+    pub fn run(&mut self, deadline: Deadline, timings: &mut Timings) -> Verdict {
+        let verdict = match self {
+            Probe::Icap(check) => crate::icap::probe::run(check, deadline, timings),
+        };
+        timings.total = deadline.elapsed();
+        verdict
+    }
+}
