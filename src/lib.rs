@@ -84,9 +84,9 @@ where
     deadline.start_watchdog(move || {
         watchdog_context.emit(&Err(Failure::Timeout(Phase::Check)), deadline.elapsed());
     });
-    let mut timings = timings::Timings::default();
-    let verdict = settings.probe.run(deadline, &mut timings);
-    log::debug!("timings: {:?}", timings.phases());
+    let mut observed = timings::Observed::default();
+    let verdict = settings.probe.run(deadline, &mut observed);
+    log::debug!("timings: {:?}", observed.timings.phases());
     settings.context.emit(&verdict, deadline.elapsed());
     exit(match &verdict {
         Ok(_) => ExitStatus::Healthy,

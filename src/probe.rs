@@ -3,7 +3,7 @@
 
 use crate::deadline::Deadline;
 use crate::icap::probe::IcapCheck;
-use crate::timings::Timings;
+use crate::timings::Observed;
 use crate::verdict::Verdict;
 
 pub enum Probe {
@@ -18,11 +18,11 @@ impl Probe {
         }
     }
 
-    pub fn run(&mut self, deadline: Deadline, timings: &mut Timings) -> Verdict {
+    pub fn run(&mut self, deadline: Deadline, observed: &mut Observed) -> Verdict {
         let verdict = match self {
-            Probe::Icap(check) => crate::icap::probe::run(check, deadline, timings),
+            Probe::Icap(check) => crate::icap::probe::run(check, deadline, observed),
         };
-        timings.total = deadline.elapsed();
+        observed.timings.total = deadline.elapsed();
         verdict
     }
 }

@@ -1,5 +1,6 @@
-//! When each phase of a check ended, measured from the check's start
-//! (blackbox_exporter's phases): shown with -v and in every machine format.
+//! What a probe observed besides its verdict: when each phase ended,
+//! measured from the check's start (blackbox_exporter's phases), and the
+//! server's status and ISTag. Shown with -v and in every machine format.
 
 use std::time::Duration;
 
@@ -37,4 +38,14 @@ impl Timings {
         out.push(("total", self.total));
         out
     }
+}
+
+/// Everything a probe reports besides its verdict.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub timings: Timings,
+    /// The status of the final answer (ICAP or HTTP), when one was read.
+    pub status: Option<u16>,
+    /// The ICAP service tag, as sent.
+    pub istag: Option<String>,
 }

@@ -13,7 +13,7 @@ use crate::connection::{Connection, Endpoint};
 use crate::deadline::Deadline;
 use crate::report::escape;
 use crate::sample::{Sample, CHUNK};
-use crate::timings::Timings;
+use crate::timings::Observed;
 use crate::verdict::{Failure, Healthy, Phase, Verdict};
 
 /// While sending a body, how long one write may wait for room in the socket
@@ -45,20 +45,26 @@ pub struct IcapCheck {
     pub output: Option<(File, String)>,
 }
 
-pub fn run(check: &mut IcapCheck, deadline: Deadline, timings: &mut Timings) -> Verdict {
+pub fn run(check: &mut IcapCheck, deadline: Deadline, observed: &mut Observed) -> Verdict {
     let mut conn = Connection::connect(&check.endpoint, deadline)?;
-    let verdict = exchange(check, deadline, &mut conn);
-    *timings = conn.timings;
+    let verdict = exchange(check, deadline, &mut conn, observed);
+    observed.timings = conn.timings;
     verdict
 }
 
-fn exchange(check: &mut IcapCheck, deadline: Deadline, conn: &mut Connection) -> Verdict {
+fn exchange(
+    check: &mut IcapCheck,
+    deadline: Deadline,
+    conn: &mut Connection,
+    observed: &mut Observed,
+) -> Verdict {
     let to = Address {
         uri: &check.uri,
         host: &check.host,
     };
     if check.method == Method::Options {
         let head = options(conn, &to, false)?;
+        observe(observed, &head);
         return judge_options(&head, check.require_method.as_deref());
     }
     let preview = match check.preview {
@@ -66,6 +72,7 @@ fn exchange(check: &mut IcapCheck, deadline: Deadline, conn: &mut Connection) ->
         Preview::Bytes(n) => Some(n),
         Preview::Auto => {
             let head = options(conn, &to, true)?;
+            observe(observed, &head);
             let required = check
                 .require_method
                 .as_deref()
@@ -95,10 +102,16 @@ fn exchange(check: &mut IcapCheck, deadline: Deadline, conn: &mut Connection) ->
         error: None,
     };
     let response = modify(conn, &to, check.method, sample, preview, &mut sink)?;
+    observe(observed, &response.head);
     if let Some(why) = sink.error {
         return Err(Failure::Usage(why));
     }
     judge_modify(check.method, &response)
+}
+
+fn observe(observed: &mut Observed, head: &Head) {
+    observed.status = Some(head.status);
+    observed.istag = head.headers.get("ISTag").map(escape);
 }
 
 /// Whether the connection can carry the next request after an OPTIONS reply.
