@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod deadline;
+pub mod haproxy_cfg;
 pub mod icap;
 pub mod inspect;
 pub mod invocation;
