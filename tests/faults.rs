@@ -410,6 +410,35 @@ HTTP/1.1 200 OK\r\n\r\n";
 }
 
 #[test]
+fn encapsulated_missing_or_malformed() {
+    for (encapsulated, says) in [
+        ("", "200 without an Encapsulated header"),
+        (
+            "Encapsulated: res-hdr=0, res-body=x\r\n",
+            "bad offset in Encapsulated",
+        ),
+        (
+            "Encapsulated: res-hdr=5, res-body=9\r\n",
+            "does not start at offset 0",
+        ),
+        (
+            "Encapsulated: res-body=0, res-hdr=9\r\n",
+            "entry after its body",
+        ),
+        (
+            "Encapsulated: res-hdr=0, res-body=99999999999\r\n",
+            "bad offset",
+        ),
+    ] {
+        let mut script = respmod_request().to_vec();
+        let reply = format!("ICAP/1.0 200 OK\r\nISTag: x\r\n{encapsulated}\r\n{HTTP_200}");
+        script.extend([Write(reply.into_bytes()), Close]);
+        let ran = expect(script, &RESPMOD, 5);
+        assert_says(&ran, says);
+    }
+}
+
+#[test]
 fn bad_chunk_sizes() {
     for (chunk, says) in [
         (&b"zz\r\nhello\r\n0\r\n\r\n"[..], "invalid chunk size line"),
