@@ -46,14 +46,25 @@ impl Sample {
                 crate::connection::describe(&e)
             ))
         };
-        let file = File::open(path).map_err(unreadable)?;
-        let meta = file.metadata().map_err(unreadable)?;
+        // Asked before opening: opening a FIFO blocks until a writer comes,
+        // and nothing bounds that yet (the deadline starts after settings).
+        let meta = std::fs::metadata(path).map_err(unreadable)?;
         if meta.is_dir() {
             return Err(Failure::Usage(format!(
                 "--file {} is a directory",
                 path.display()
             )));
         }
+        // A FIFO or device has no length to announce in Content-Length, and
+        // /dev/zero would be sent until the deadline.
+        if !meta.is_file() {
+            return Err(Failure::Usage(format!(
+                "--file {} is not a regular file",
+                path.display()
+            )));
+        }
+        let file = File::open(path).map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
         let content_type = match path.extension().and_then(|e| e.to_str()) {
             Some(ext) if ext.eq_ignore_ascii_case("pdf") => "application/pdf",
             _ => "application/octet-stream",
@@ -151,6 +162,10 @@ mod test {
         match Sample::open(&dir) {
             Err(Failure::Usage(why)) => assert!(why.ends_with("is a directory"), "{why}"),
             _ => panic!("directory accepted"),
+        }
+        match Sample::open(Path::new("/dev/zero")) {
+            Err(Failure::Usage(why)) => assert!(why.ends_with("is not a regular file"), "{why}"),
+            _ => panic!("device accepted"),
         }
         match Sample::open(Path::new("/nonexistent/x.pdf")) {
             Err(Failure::Usage(why)) => assert!(why.contains("no such file"), "{why}"),

@@ -2,6 +2,7 @@
 //! here, before anything is sent.
 
 use std::fs::File;
+use std::os::unix::fs::FileTypeExt;
 use std::time::Duration;
 
 use crate::cli::Cli;
@@ -67,6 +68,14 @@ pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Fai
     };
     let output = match &cli.output {
         Some(path) => {
+            // Opening a FIFO for writing blocks until a reader comes, and the
+            // deadline has not started yet. (/dev/null stays allowed.)
+            if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+                return Err(Failure::Usage(format!(
+                    "cannot write --output {}: it is a FIFO",
+                    path.display()
+                )));
+            }
             let file = File::create(path).map_err(|e| {
                 Failure::Usage(format!(
                     "cannot write --output {}: {}",

@@ -3,6 +3,8 @@
 //! A missing server is a failure, never a skip: `tests/run` installs them.
 #![allow(dead_code)]
 
+pub mod fault;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
