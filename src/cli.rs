@@ -16,7 +16,7 @@ pub const DEFAULT_TIMEOUT: &str = "1500ms";
 
 const AFTER_HELP: &str = "\
 Targets:
-  icap://HOST[:PORT]/SERVICE          by hand; port 1344 by default, IPv6 as icap://[::1]:1344/echo
+  icap://HOST[:PORT]/SERVICE ...      by hand, one or more; port 1344 by default, IPv6 as icap://[::1]:1344/echo
   PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT
                                       as HAProxy's external-check runs it; SERVER_ADDR may be a
                                       bare IPv6 address or a UNIX socket path (port NOT_USED)
@@ -30,6 +30,8 @@ Exit status:
   4  deadline passed
   5  protocol error (not ICAP, malformed, truncated, oversized)
   6  TLS failure
+  Several targets: the worst code, in this order from worst: 2, 3, 4, 6, 5, 1, 0.
+  --format nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage errors).
 
 Config file: sections `defaults`, `backend NAME` and `server BACKEND/SERVER`, each followed by
 lines `KEY [VALUE]`, where KEY is a long option without its dashes (`timeout 1500ms`, `method respmod`).
@@ -50,7 +52,7 @@ with a URL, one line on stdout (OK ... or FAIL ...).";
     args_override_self = true
 )]
 pub struct Cli {
-    /// icap://HOST[:PORT]/SERVICE, or HAProxy's four arguments
+    /// icap://HOST[:PORT]/SERVICE (one or more), or HAProxy's four arguments
     #[arg(value_name = "TARGET", allow_hyphen_values = false)]
     pub targets: Vec<String>,
 
@@ -98,9 +100,10 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Config section `backend NAME` to apply [default: $HAPROXY_PROXY_NAME, set by HAProxy]
+    /// Config section `backend NAME` to apply [default: $HAPROXY_PROXY_NAME, set by HAProxy].
+    /// With --haproxy-cfg: a backend to check (repeatable)
     #[arg(long, value_name = "NAME")]
-    pub backend: Option<String>,
+    pub backend: Vec<String>,
 
     /// Config section `server BACKEND/NAME` to apply [default: $HAPROXY_SERVER_NAME, set by HAProxy]
     #[arg(long, value_name = "NAME")]
@@ -114,6 +117,56 @@ pub struct Cli {
     /// without sending anything
     #[arg(long)]
     pub explain: bool,
+
+    /// Check every server of a pool as read from haproxy.cfg: the backends named by --backend, by
+    /// default every one with `option external-check`, each with its config-file sections
+    #[arg(long, value_name = "PATH")]
+    pub haproxy_cfg: Option<PathBuf>,
+
+    /// Checks run at once when there are several targets [default: 16]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+
+    /// Output: human (one line per target), json (one object per target per line), nagios
+    /// (monitoring-plugins output and exit codes), prometheus (text exposition for node_exporter's
+    /// textfile collector) [default: human]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Nagios WARNING when a healthy check took longer than this (HAProxy time format)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub warning: Option<Duration>,
+
+    /// Nagios CRITICAL when a healthy check took longer than this (HAProxy time format)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub critical: Option<Duration>,
+
+    /// Also send the reason of a failure to syslog: /dev/log (the default), another UNIX datagram
+    /// socket path, or udp:HOST:PORT. Nothing is sent on success; an unreachable syslog never
+    /// delays or fails the check
+    #[arg(long, value_name = "TARGET", num_args = 0..=1, default_missing_value = "/dev/log",
+          value_parser = crate::syslog::parse_target)]
+    pub syslog: Option<crate::syslog::Target>,
+
+    /// Syslog facility: kern, user, daemon, auth, syslog, local0..local7 [default: daemon]
+    #[arg(long, value_name = "NAME", value_parser = crate::syslog::parse_facility)]
+    pub syslog_facility: Option<u8>,
+
+    /// Run the check N times and print min/median/max of every phase and how many failed
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: Option<u32>,
+
+    /// Pause between --repeat runs (HAProxy time format) [default: 1s]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub interval: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Nagios,
+    Prometheus,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,6 +21,13 @@ pub const CONFIG_ENV: &str = "ICAP_CHECK_CONFIG";
 /// Options that select or inspect the configuration itself, or exit at once:
 /// they have no meaning inside the file.
 const NOT_IN_FILE: &[&str] = &[
+    "haproxy-cfg",
+    "format",
+    "jobs",
+    "warning",
+    "critical",
+    "repeat",
+    "interval",
     "config",
     "check-config",
     "explain",
@@ -177,14 +184,33 @@ pub fn candidates(argv0: &OsStr) -> Vec<(PathBuf, Source)> {
 
 /// Reads and parses the file at `path`.
 pub fn load(path: &Path, source: Source) -> Result<ConfigFile, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::Usage(format!(
-            "cannot read config {}: {}",
-            path.display(),
-            crate::connection::describe(&e)
-        ))
-    })?;
+    let text = read_text_file(path, "config")?;
     parse(&text, path, source)
+}
+
+/// Largest configuration file read (config file, haproxy.cfg).
+pub const MAX_FILE: u64 = 4 << 20;
+
+/// Reads a configuration file, bounded: it is read before the deadline
+/// starts, so a FIFO (whose open blocks until a writer comes) or a device
+/// such as /dev/zero must not hang or bloat the check.
+pub fn read_text_file(path: &Path, what: &str) -> Result<String, Failure> {
+    use std::io::Read;
+    let fail =
+        |why: String| Failure::Usage(format!("cannot read {what} {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| fail(crate::connection::describe(&e)))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| fail(crate::connection::describe(&e)))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(crate::connection::describe(&e)))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(fail(format!("larger than {} MiB", MAX_FILE >> 20)));
+    }
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))
 }
 
 /// Parses the structure of the file: sections and `key [value]` lines. The
@@ -445,6 +471,20 @@ backend other
     }
 
     #[test]
+    fn only_small_regular_files_are_read() {
+        for (path, why) in [
+            ("/dev/zero", "not a regular file"),
+            ("/nonexistent/x.conf", "no such file"),
+            ("/", "not a regular file"),
+        ] {
+            match read_text_file(Path::new(path), "config") {
+                Err(Failure::Usage(msg)) => assert!(msg.contains(why), "{msg}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn lookup_candidates() {
         let c = candidates(OsStr::new("/var/lib/haproxy/icap-check"));
         assert_eq!(c[0].0, PathBuf::from("/var/lib/haproxy/icap-check.conf"));
@@ -475,24 +515,49 @@ pub struct Applied {
     pub server: Option<String>,
 }
 
-/// The command line with the config file's sections applied under it.
+/// The config file for this run, if there is one.
+pub fn find(
+    typed: &crate::cli::Cli,
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ConfigFile>, Failure> {
+    let argv0 = args.first().cloned().unwrap_or_default();
+    match locate(typed.config.as_deref(), env, &argv0)? {
+        Some((path, source)) => load(&path, source).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The command line with the config file's sections applied under it,
+/// the sections chosen by --backend/--server or HAProxy's variables.
 /// `typed` is what was typed, already parsed; `args` the raw arguments.
 pub fn apply(
     typed: &crate::cli::Cli,
     args: &[OsString],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(crate::cli::Cli, Option<Applied>), Failure> {
+    let file = find(typed, args, env)?;
+    let named =
+        |flag: Option<String>, var: &str| flag.or_else(|| env(var).filter(|v| !v.is_empty()));
+    let backend = named(typed.backend.last().cloned(), "HAPROXY_PROXY_NAME");
+    let server = named(typed.server.clone(), "HAPROXY_SERVER_NAME");
+    merge(file.as_ref(), typed, args, backend, server)
+}
+
+/// The command line over the sections of `file` for `backend` and `server`.
+pub fn merge(
+    file: Option<&ConfigFile>,
+    typed: &crate::cli::Cli,
+    args: &[OsString],
+    backend: Option<String>,
+    server: Option<String>,
+) -> Result<(crate::cli::Cli, Option<Applied>), Failure> {
     use clap::Parser;
-    let argv0 = args.first().cloned().unwrap_or_default();
-    let Some((path, source)) = locate(typed.config.as_deref(), env, &argv0)? else {
+    let Some(file) = file else {
         return Ok((typed.clone(), None));
     };
-    let file = load(&path, source)?;
-    let named = |flag: &Option<String>, var: &str| {
-        flag.clone().or_else(|| env(var).filter(|v| !v.is_empty()))
-    };
-    let backend = named(&typed.backend, "HAPROXY_PROXY_NAME");
-    let server = named(&typed.server, "HAPROXY_SERVER_NAME");
+    let (path, source) = (file.path.clone(), file.source);
+    let argv0 = args.first().cloned().unwrap_or_default();
     let layers = file.layers(backend.as_deref(), server.as_deref());
     let mut merged = Vec::with_capacity(args.len() + 8);
     merged.push(argv0.clone());
@@ -513,7 +578,7 @@ pub fn apply(
         Err(e) => {
             let checker = Checker::new(&argv0);
             for entry in layers.iter().flat_map(|s| &s.entries) {
-                checker.check(&file, entry)?;
+                checker.check(file, entry)?;
             }
             Err(Failure::Usage(format!(
                 "{}: {}",
@@ -547,7 +612,9 @@ impl Checker {
         else {
             return Err(file.error_at(entry.line, format!("unknown key '{}'", entry.key)));
         };
-        let takes_value = arg.get_action().takes_values();
+        // `syslog` alone means its default target.
+        let takes_value = arg.get_action().takes_values()
+            && arg.get_num_args().is_none_or(|n| n.min_values() > 0);
         match (&entry.value, takes_value) {
             (None, true) => {
                 return Err(file.error_at(entry.line, format!("'{}' needs a value", entry.key)))

@@ -83,13 +83,7 @@ impl HaproxyConfig {
 }
 
 pub fn load(path: &Path) -> Result<HaproxyConfig, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Failure::Usage(format!(
-            "cannot read {}: {}",
-            path.display(),
-            crate::connection::describe(&e)
-        ))
-    })?;
+    let text = crate::config::read_text_file(path, "haproxy.cfg")?;
     parse(&text, path)
 }
 

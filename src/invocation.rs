@@ -26,18 +26,6 @@ pub struct Invocation {
     pub server: Option<String>,
 }
 
-impl Invocation {
-    /// `backend/server` for report lines, when HAProxy named them.
-    pub fn server_label(&self) -> Option<String> {
-        match (&self.backend, &self.server) {
-            (Some(b), Some(s)) => Some(format!("{b}/{s}")),
-            (None, Some(s)) => Some(s.clone()),
-            (Some(b), None) => Some(format!("{b}/?")),
-            (None, None) => None,
-        }
-    }
-}
-
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, Failure> {
     let named = |var: &str| env(var).filter(|v| !v.is_empty());
     match args {
@@ -61,7 +49,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<In
 
 /// HAProxy's SERVER_ADDR and SERVER_PORT: an IPv4 or bare IPv6 address and
 /// a port, or a UNIX socket path with the port `NOT_USED` (or empty).
-fn parse_server(addr: &str, port: &str) -> Result<Endpoint, Failure> {
+pub fn parse_server(addr: &str, port: &str) -> Result<Endpoint, Failure> {
     let path = addr.strip_prefix("unix@").unwrap_or(addr);
     if path.starts_with('/') {
         return Ok(Endpoint::Unix(PathBuf::from(path)));
@@ -192,10 +180,13 @@ mod test {
         let inv = parse(&args(&["NOT_USED", "NOT_USED", "10.0.0.5", "1344"]), &env).unwrap();
         assert!(inv.haproxy);
         assert_eq!(inv.endpoint, tcp("10.0.0.5", 1344));
-        assert_eq!(inv.server_label().as_deref(), Some("icap_pool/icap01"));
+        assert_eq!(
+            (inv.backend.as_deref(), inv.server.as_deref()),
+            (Some("icap_pool"), Some("icap01"))
+        );
         let inv = parse(&args(&["NOT_USED", "NOT_USED", "::1", "11344"]), &no_env).unwrap();
         assert_eq!(inv.endpoint, tcp("::1", 11344));
-        assert_eq!(inv.server_label(), None);
+        assert_eq!(inv.server, None);
         let inv = parse(
             &args(&["NOT_USED", "NOT_USED", "/run/c-icap.sock", "NOT_USED"]),
             &no_env,

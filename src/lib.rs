@@ -1,12 +1,14 @@
 //! icap-check: a health check for ICAP servers that HAProxy runs as its
 //! `external-check command`, and that an operator runs by hand.
 //!
-//! The path of one check: argv + env → [`invocation`] → [`settings`] (with
-//! [`cli`]) → [`connection`] under one [`deadline`] → [`icap::probe`] →
-//! [`verdict`] → [`report`] line and exit code. The library exists for the
+//! The path of one check: argv + env → [`cli`] (+ [`config`] file) →
+//! [`plan`] ([`invocation`] or [`haproxy_cfg`] → [`settings`]) → [`check`]
+//! ([`connection`] under one [`deadline`] → [`probe`]) → [`verdict`] →
+//! [`report`] / [`output`] line and exit code. The library exists for the
 //! binary, its tests and its fuzz targets; it is not a stable API.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -15,24 +17,33 @@ pub mod haproxy_cfg;
 pub mod icap;
 pub mod inspect;
 pub mod invocation;
+pub mod output;
+pub mod plan;
 pub mod probe;
 pub mod report;
 pub mod sample;
 pub mod settings;
+pub mod syslog;
 pub mod timings;
 pub mod verdict;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+use crate::check::{Job, Outcome};
+use crate::cli::Format;
 use crate::deadline::Deadline;
 use crate::verdict::{ExitStatus, Failure, Phase};
 
-/// Runs one check. `env` reads the environment (HAProxy's variables).
+/// How many checks run at once when there are several targets.
+const DEFAULT_JOBS: usize = 16;
+
+/// Runs the checks the arguments ask for. `env` reads the environment
+/// (HAProxy's variables).
 pub fn run<I>(args: I, env: &dyn Fn(&str) -> Option<String>) -> ExitCode
 where
     I: IntoIterator<Item = OsString>,
@@ -51,6 +62,16 @@ where
             return exit(ExitStatus::Healthy);
         }
     };
+    let format = typed.format.unwrap_or(Format::Human);
+    let usage_exit = |failure: &Failure| {
+        report::usage_error(failure);
+        // The monitoring-plugins convention: a plugin that cannot run is UNKNOWN.
+        if format == Format::Nagios {
+            ExitCode::from(3)
+        } else {
+            exit(ExitStatus::Usage)
+        }
+    };
     if typed.check_config {
         let (text, status) = inspect::check_config(&typed, &args, env);
         if status == ExitStatus::Healthy {
@@ -60,39 +81,184 @@ where
         }
         return exit(status);
     }
-    let prepared = config::apply(&typed, &args, env).and_then(|(cli, applied)| {
-        if cli.verbose > 0 {
-            init_logger(cli.verbose);
+    if typed.repeat.is_some() && (format != Format::Human || typed.haproxy_cfg.is_some()) {
+        return usage_exit(&Failure::Usage(
+            "--repeat works with one target and --format human".into(),
+        ));
+    }
+    let planned = match plan::build(&typed, &args, env) {
+        Ok(p) => p,
+        Err(failure) => return usage_exit(&failure),
+    };
+    let verbose = planned
+        .iter()
+        .filter_map(|p| p.settings().map(|s| s.verbose))
+        .max()
+        .unwrap_or(typed.verbose);
+    if verbose > 0 {
+        init_logger(verbose);
+    }
+    if typed.explain {
+        return explain(&args, &planned);
+    }
+    if let Some(runs) = typed.repeat {
+        if planned.len() != 1 {
+            return usage_exit(&Failure::Usage("--repeat works with one target".into()));
         }
-        let inv = invocation::parse(&cli.targets, env)?;
-        Ok((settings::resolve(&cli, &typed, &inv)?, applied))
+        let interval = typed.interval.unwrap_or(Duration::from_secs(1));
+        return repeat(&typed, &args, env, planned, runs, interval);
+    }
+    let mut jobs: Vec<Job> = planned.into_iter().map(|p| p.job).collect();
+    let outcomes = match jobs.as_mut_slice() {
+        [Job::Ready(settings)] => vec![single(settings, started)],
+        _ => check::execute_all(jobs, typed.jobs.map_or(DEFAULT_JOBS, usize::from)),
+    };
+    finish(&outcomes, format, &typed, started.elapsed())
+}
+
+/// One check, under the watchdog: the process is gone by its deadline plus
+/// a few milliseconds whatever the main thread is stuck in.
+fn single(settings: &mut settings::Settings, started: Instant) -> Outcome {
+    let deadline = Deadline::starting_at(started, settings.timeout);
+    let context = settings.context.clone();
+    let syslog = settings.syslog.clone();
+    deadline.start_watchdog(move || {
+        let failure = Err(Failure::Timeout(Phase::Check));
+        context.emit(&failure, deadline.elapsed());
+        if let (Some((target, facility)), Some(line)) =
+            (&syslog, context.line(&failure, deadline.elapsed()))
+        {
+            syslog::send(target, *facility, line.trim_start_matches("icap-check: "));
+        }
     });
-    let (mut settings, applied) = match prepared {
-        Ok(s) => s,
-        Err(failure) => {
-            report::usage_error(&failure);
-            return exit(failure.exit_status());
+    check::execute(settings, started)
+}
+
+/// Reports the outcomes in the asked format, sends failures to syslog, and
+/// gives the run's exit code.
+fn finish(outcomes: &[Outcome], format: Format, typed: &cli::Cli, elapsed: Duration) -> ExitCode {
+    for o in outcomes {
+        log::info!("{}: {}", o.context.target, output::timings_line(o));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let code = match (format, outcomes) {
+        (Format::Human, [o]) => {
+            o.context.emit(&o.verdict, o.observed.timings.total);
+            exit_status(outcomes).code()
+        }
+        (Format::Human, _) => {
+            let _ = write!(stdout, "{}", output::human(outcomes, elapsed));
+            exit_status(outcomes).code()
+        }
+        (Format::Json, _) => {
+            let _ = write!(stdout, "{}", output::json(outcomes));
+            exit_status(outcomes).code()
+        }
+        (Format::Prometheus, _) => {
+            let _ = write!(stdout, "{}", output::prometheus(outcomes));
+            exit_status(outcomes).code()
+        }
+        (Format::Nagios, _) => {
+            let thresholds = output::Thresholds {
+                warning: typed.warning,
+                critical: typed.critical,
+            };
+            let (text, state) = output::nagios(outcomes, thresholds);
+            let _ = write!(stdout, "{text}");
+            state
         }
     };
-    if typed.explain {
-        let argv0 = args.first().cloned().unwrap_or_default();
-        let text = inspect::explain(&args, applied.as_ref(), &settings, &argv0);
-        let _ = write!(std::io::stdout().lock(), "{text}");
-        return exit(ExitStatus::Healthy);
+    drop(stdout);
+    send_to_syslog(outcomes);
+    ExitCode::from(code)
+}
+
+fn exit_status(outcomes: &[Outcome]) -> ExitStatus {
+    output::worst(outcomes)
+}
+
+/// Failures only: a healthy check costs nothing here.
+fn send_to_syslog(outcomes: &[Outcome]) {
+    for o in outcomes {
+        if let (Some((target, facility)), Some(line)) = (&o.syslog, output::failure_line(o)) {
+            syslog::send(target, *facility, &line);
+        }
     }
-    let deadline = Deadline::starting_at(started, settings.timeout);
-    let watchdog_context = settings.context.clone();
-    deadline.start_watchdog(move || {
-        watchdog_context.emit(&Err(Failure::Timeout(Phase::Check)), deadline.elapsed());
-    });
-    let mut observed = timings::Observed::default();
-    let verdict = settings.probe.run(deadline, &mut observed);
-    log::debug!("timings: {:?}", observed.timings.phases());
-    settings.context.emit(&verdict, deadline.elapsed());
-    exit(match &verdict {
-        Ok(_) => ExitStatus::Healthy,
-        Err(f) => f.exit_status(),
-    })
+}
+
+fn explain(args: &[OsString], planned: &[plan::Planned]) -> ExitCode {
+    let argv0 = args.first().cloned().unwrap_or_default();
+    let mut out = String::new();
+    let mut status = ExitStatus::Healthy;
+    for (i, p) in planned.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match &p.job {
+            Job::Ready(settings) => out.push_str(&inspect::explain(
+                args,
+                p.applied.as_ref(),
+                settings,
+                &argv0,
+            )),
+            Job::Failed(context, failure) => {
+                status = ExitStatus::Usage;
+                out.push_str(&format!(
+                    "target:   {} ({})\nerror:    {failure}\n",
+                    context.target,
+                    context.label().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    let _ = write!(std::io::stdout().lock(), "{out}");
+    exit(status)
+}
+
+/// `--repeat N`: the same check N times, a line each, then min/median/max
+/// of every phase and how many failed: the flapping-server question.
+fn repeat(
+    typed: &cli::Cli,
+    args: &[OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+    first: Vec<plan::Planned>,
+    runs: u32,
+    interval: Duration,
+) -> ExitCode {
+    let mut outcomes = Vec::with_capacity(runs as usize);
+    let mut planned = first;
+    for run in 0..runs {
+        if run > 0 {
+            std::thread::sleep(interval);
+            // A check consumes its sample and output file: prepare it anew.
+            planned = match plan::build(typed, args, env) {
+                Ok(p) => p,
+                Err(failure) => {
+                    report::usage_error(&failure);
+                    return exit(ExitStatus::Usage);
+                }
+            };
+        }
+        let Some(plan::Planned {
+            job: Job::Ready(mut settings),
+            ..
+        }) = planned.pop()
+        else {
+            return exit(ExitStatus::Usage);
+        };
+        let outcome = check::execute(&mut settings, Instant::now());
+        outcome
+            .context
+            .emit(&outcome.verdict, outcome.observed.timings.total);
+        outcomes.push(outcome);
+    }
+    let _ = write!(
+        std::io::stdout().lock(),
+        "{}",
+        output::repeat_summary(&outcomes)
+    );
+    send_to_syslog(&outcomes);
+    exit(output::worst(&outcomes))
 }
 
 fn exit(status: ExitStatus) -> ExitCode {

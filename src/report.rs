@@ -40,7 +40,9 @@ pub fn escape(text: &str) -> String {
 pub struct Context {
     /// Run by HAProxy (or by hand with HAProxy's arguments).
     pub haproxy: bool,
-    /// `backend/server` from HAProxy's environment, when it gave one.
+    /// The backend (HAPROXY_PROXY_NAME, or haproxy.cfg).
+    pub backend: Option<String>,
+    /// The server (HAPROXY_SERVER_NAME, or haproxy.cfg).
     pub server: Option<String>,
     /// `icap://host:port/service`, or the UNIX socket form.
     pub target: String,
@@ -49,6 +51,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// `backend/server`, when known.
+    pub fn label(&self) -> Option<String> {
+        match (&self.backend, &self.server) {
+            (Some(b), Some(s)) => Some(format!("{b}/{s}")),
+            (None, Some(s)) => Some(s.clone()),
+            (Some(b), None) => Some(format!("{b}/?")),
+            (None, None) => None,
+        }
+    }
+
     pub fn line(&self, verdict: &Verdict, elapsed: Duration) -> Option<String> {
         let ms = elapsed.as_secs_f64() * 1000.0;
         match (verdict, self.haproxy) {
@@ -59,10 +71,7 @@ impl Context {
             )),
             (Err(f), true) => Some(format!(
                 "icap-check: {}{} {}: {f} (exit {})",
-                self.server
-                    .as_deref()
-                    .map(|s| format!("{s} "))
-                    .unwrap_or_default(),
+                self.label().map(|s| format!("{s} ")).unwrap_or_default(),
                 self.target,
                 self.probe,
                 f.exit_status().code()
@@ -106,7 +115,8 @@ mod test {
     fn ctx(haproxy: bool) -> Context {
         Context {
             haproxy,
-            server: Some("icap_pool/icap01".into()),
+            backend: Some("icap_pool".into()),
+            server: Some("icap01".into()),
             target: "icap://10.0.0.5:1344/echo".into(),
             probe: "OPTIONS".into(),
         }

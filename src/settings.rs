@@ -20,6 +20,9 @@ pub struct Settings {
     pub timeout: Duration,
     pub probe: Probe,
     pub context: Context,
+    /// Where a failure is also reported, and with which facility.
+    pub syslog: Option<(crate::syslog::Target, u8)>,
+    pub verbose: u8,
 }
 
 /// `cli` is the command line with the config file applied; `typed` what was
@@ -103,10 +106,19 @@ pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Fai
         }
     };
     Ok(Settings {
+        syslog: cli.syslog.clone().map(|t| {
+            (
+                t,
+                cli.syslog_facility
+                    .unwrap_or(crate::syslog::DEFAULT_FACILITY),
+            )
+        }),
+        verbose: cli.verbose,
         timeout,
         context: Context {
             haproxy: inv.haproxy,
-            server: inv.server_label(),
+            backend: inv.backend.clone(),
+            server: inv.server.clone(),
             target,
             probe: method.as_str().to_string(),
         },
