@@ -214,6 +214,13 @@ fn parse_preview(text: &str) -> Result<Preview, String> {
     }
 }
 
+/// Whether raw arguments that clap rejected asked for `--format nagios`.
+pub fn asks_for_nagios(args: &[std::ffi::OsString]) -> bool {
+    args.windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "nagios")
+        || args.iter().any(|a| a == "--format=nagios")
+}
+
 /// clap's error as one line (its first), for HAProxy's log and cron mail.
 pub fn one_line_error(e: &clap::Error) -> String {
     format!("{} (see --help)", error_reason(e))

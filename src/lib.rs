@@ -54,7 +54,12 @@ where
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             report::usage_error(&Failure::Usage(cli::one_line_error(&e)));
-            return exit(ExitStatus::Usage);
+            // Even when the arguments do not parse, a Nagios plugin says UNKNOWN.
+            return if cli::asks_for_nagios(&args) {
+                ExitCode::from(3)
+            } else {
+                exit(ExitStatus::Usage)
+            };
         }
         Err(e) => {
             // --help, --version
@@ -142,7 +147,8 @@ fn finish(outcomes: &[Outcome], format: Format, typed: &cli::Cli, elapsed: Durat
     }
     let mut stdout = std::io::stdout().lock();
     let code = match (format, outcomes) {
-        (Format::Human, [o]) => {
+        // A pool read from haproxy.cfg is always a table: it names backend and server.
+        (Format::Human, [o]) if typed.haproxy_cfg.is_none() => {
             o.context.emit(&o.verdict, o.observed.timings.total);
             exit_status(outcomes).code()
         }
