@@ -254,6 +254,29 @@ mod test {
         }
     }
 
+    /// The exit codes in --help are the ones the code uses, word for word.
+    #[test]
+    fn help_lists_every_exit_code() {
+        let help: String = AFTER_HELP.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (status, meaning) in crate::verdict::ExitStatus::TABLE {
+            let line = format!("{} {meaning}", status.code());
+            assert!(help.contains(&line), "--help lacks '{line}'");
+        }
+    }
+
+    #[test]
+    fn readme_documents_every_option() {
+        let readme = include_str!("../README.md");
+        for arg in Cli::command().get_arguments() {
+            if let Some(long) = arg.get_long() {
+                assert!(
+                    readme.contains(&format!("`--{long}")),
+                    "README.md does not document --{long}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn preview_values() {
         assert_eq!(parse_preview("auto"), Ok(Preview::Auto));
