@@ -20,6 +20,9 @@ use crate::verdict::{Failure, Healthy, Phase, Verdict};
 /// before we look again at what the server has sent.
 const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 
+/// The adapted body read without --output may be 4 times the sample, or this.
+const MIN_BODY_LIMIT: u64 = 16 << 20;
+
 /// How many body bytes go before waiting for `100 Continue`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preview {
@@ -203,6 +206,10 @@ fn modify(
     let mut out = request::modify(method, to, &message, preview, allow_204);
     log_head(">", &out);
     let mut reader = ResponseReader::new(method, sink.output.is_some());
+    if sink.output.is_none() {
+        // Enough for an echo or a rebuilt file; an endless body ends at once.
+        reader.limit_body(sample.len.saturating_mul(4).max(MIN_BODY_LIMIT));
+    }
     let mut x = Exchange {
         conn,
         reader: &mut reader,

@@ -44,6 +44,8 @@ pub struct ResponseReader {
     continue_allowed: bool,
     /// Read the body even when the HTTP status already decides (for --output).
     keep_body: bool,
+    /// Most body bytes read before the answer is called oversized.
+    body_limit: Option<u64>,
     stage: Stage,
     /// How much of the input the head parser has already seen.
     scanned: usize,
@@ -56,10 +58,16 @@ impl ResponseReader {
             method,
             continue_allowed: false,
             keep_body,
+            body_limit: None,
             stage: Stage::Head,
             scanned: 0,
             line_start: 0,
         }
+    }
+
+    /// Bounds the body: past `limit` bytes the answer is a protocol error.
+    pub fn limit_body(&mut self, limit: u64) {
+        self.body_limit = Some(limit);
     }
 
     /// Whether a `100 Continue` is a valid answer now (after a preview without ieof).
@@ -120,6 +128,11 @@ impl ResponseReader {
                             Failure::Protocol(format!("{} after {bytes} body bytes", e.message()))
                         })?;
                     response.body_bytes = Some(bytes);
+                    if let Some(limit) = self.body_limit.filter(|l| bytes > *l) {
+                        return Err(Failure::Protocol(format!(
+                            "adapted body longer than {limit} bytes"
+                        )));
+                    }
                     if decoder.is_done() {
                         log::debug!("body complete: {bytes} bytes");
                         (n, Stage::Done(response))
@@ -303,6 +316,100 @@ pub fn log_head(direction: &str, bytes: &[u8]) {
         let head = text.split("\r\n\r\n").next().unwrap_or_default();
         for line in head.lines() {
             log::info!("{direction} {}", escape(line));
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    const RESPMOD_200: &[u8] = b"ICAP/1.0 200 OK\r\nISTag: x\r\nEncapsulated: res-hdr=0, res-body=19\r\n\r\nHTTP/1.1 200 OK\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+
+    fn feed(
+        reader: &mut ResponseReader,
+        input: &[u8],
+        eof: bool,
+    ) -> Result<(usize, Progress), Failure> {
+        reader.advance(input, eof, &mut |_| {})
+    }
+
+    #[test]
+    fn a_whole_answer_in_one_piece() {
+        let mut r = ResponseReader::new(Method::Respmod, false);
+        let mut body = Vec::new();
+        let (n, p) = r
+            .advance(RESPMOD_200, false, &mut |d| body.extend_from_slice(d))
+            .unwrap();
+        assert_eq!((n, p), (RESPMOD_200.len(), Progress::Complete));
+        assert_eq!(body, b"hello");
+        let response = r.into_response().unwrap();
+        assert_eq!(response.http.unwrap().status, 200);
+        assert_eq!(response.body_bytes, Some(5));
+    }
+
+    #[test]
+    fn every_prefix_needs_more_and_every_split_completes() {
+        for cut in 0..RESPMOD_200.len() {
+            let mut r = ResponseReader::new(Method::Respmod, false);
+            let (n, p) = feed(&mut r, &RESPMOD_200[..cut], false).unwrap();
+            assert_eq!(p, Progress::NeedMore, "cut {cut}");
+            let (m, p) = feed(&mut r, &RESPMOD_200[n..], false).unwrap();
+            assert_eq!(p, Progress::Complete, "cut {cut}");
+            assert_eq!(n + m, RESPMOD_200.len());
+            // Truncated there, the answer is a protocol error, never a panic.
+            let mut r = ResponseReader::new(Method::Respmod, false);
+            assert!(
+                matches!(
+                    feed(&mut r, &RESPMOD_200[..cut], true),
+                    Err(Failure::Protocol(_))
+                ),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn continue_only_when_allowed() {
+        let mut r = ResponseReader::new(Method::Respmod, false);
+        assert!(matches!(
+            feed(&mut r, b"ICAP/1.0 100 Continue\r\n\r\n", false),
+            Err(Failure::Protocol(_))
+        ));
+        let mut r = ResponseReader::new(Method::Respmod, false);
+        r.allow_continue(true);
+        assert_eq!(
+            feed(&mut r, b"ICAP/1.0 100 Continue\r\n\r\n", false)
+                .unwrap()
+                .1,
+            Progress::Continue
+        );
+        assert!(
+            feed(&mut r, b"ICAP/1.0 100 Continue\r\n\r\n", false).is_err(),
+            "twice"
+        );
+    }
+
+    #[test]
+    fn an_unhealthy_http_status_needs_no_body() {
+        let answer = b"ICAP/1.0 200 OK\r\nEncapsulated: res-hdr=0, res-body=26\r\n\r\nHTTP/1.0 403 Forbidden\r\n\r\n";
+        let mut r = ResponseReader::new(Method::Respmod, false);
+        assert_eq!(feed(&mut r, answer, false).unwrap().1, Progress::Complete);
+        let mut r = ResponseReader::new(Method::Respmod, true);
+        assert_eq!(
+            feed(&mut r, answer, false).unwrap().1,
+            Progress::NeedMore,
+            "--output reads it"
+        );
+    }
+
+    #[test]
+    fn the_body_is_bounded() {
+        let mut r = ResponseReader::new(Method::Respmod, false);
+        r.limit_body(4);
+        match feed(&mut r, RESPMOD_200, false) {
+            Err(Failure::Protocol(why)) => assert_eq!(why, "adapted body longer than 4 bytes"),
+            other => panic!("{other:?}"),
         }
     }
 }
