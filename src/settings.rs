@@ -70,6 +70,8 @@ pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Fai
         (_, None) => Some(Sample::embedded()),
     };
     let output = match &cli.output {
+        // --explain sends nothing and writes nothing: the settings line names the file.
+        Some(_) if typed.explain => None,
         Some(path) => {
             // Opening a FIFO for writing blocks until a reader comes, and the
             // deadline has not started yet. (/dev/null stays allowed.)

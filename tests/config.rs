@@ -393,3 +393,17 @@ fn a_real_check_configured_only_by_the_file() {
         stderr(&out)
     );
 }
+
+#[test]
+fn explain_writes_nothing() {
+    let dir = TempDir::new("explain-output");
+    let out_file = dir.path().join("adapted.pdf");
+    std::fs::write(&out_file, b"keep me").unwrap();
+    let out = run(
+        &["--explain", "--method", "respmod", "--output", out_file.to_str().unwrap(), "icap://127.0.0.1/echo"],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(settings_line(&out).contains("output="), "{}", stdout(&out));
+    assert_eq!(std::fs::read(&out_file).unwrap(), b"keep me");
+}
