@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fault;
+pub mod haproxy;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -81,7 +82,11 @@ pub fn wait_for_port(addr: SocketAddr, within: Duration) -> bool {
 }
 
 /// Sends SIGTERM (what HAProxy and systemd send) and waits, then SIGKILL.
+/// Does nothing to a child already reaped: its pid may be another's now.
 pub fn terminate(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -149,6 +154,32 @@ impl CIcap {
 
     pub fn stop(&mut self) {
         terminate(&mut self.child);
+    }
+
+    /// Starts the server again, stopped or not, on the same port and config.
+    pub fn restart(&mut self) {
+        self.stop();
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        for _ in 0..5 {
+            self.child = Command::new(C_ICAP)
+                .args(["-N", "-f"])
+                .arg(self.dir.path().join("c-icap.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start c-icap");
+            if wait_for_port(addr, Duration::from_secs(10)) {
+                return;
+            }
+            terminate(&mut self.child);
+        }
+        panic!("c-icap did not listen again on port {}", self.port);
+    }
+
+    /// c-icap's access log, one line per request.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 }
 
