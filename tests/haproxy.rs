@@ -26,10 +26,11 @@ fn local(port: u16) -> String {
 }
 
 /// No healthy run may ever be killed by HAProxy: the check's own deadline
-/// ends it first.
+/// ends it first. HAProxy logs `External check timeout` only when the kill
+/// changes a server's state, but `[WARNING] (PID) : kill CHILD` every time.
 fn assert_no_external_timeout(log: &str) {
     assert!(
-        !log.contains("External check timeout"),
+        !log.contains("External check timeout") && !log.contains(") : kill "),
         "HAProxy had to kill a check:\n{log}"
     );
 }
@@ -180,7 +181,8 @@ fn wait_until(what: &str, ok: impl Fn() -> bool) {
 
 /// HAProxy hands the check a bare `::1` and a socket path with port
 /// NOT_USED. Servers at a closed IPv6 port and a missing socket go DOWN with
-/// code 3, which proves the check connects where HAProxy says.
+/// code 3, which proves the check connects where HAProxy says; a server that
+/// never answers goes DOWN with code 4, not killed by HAProxy.
 #[test]
 fn ipv6_and_unix_socket_servers() {
     let icap = CIcap::start();
@@ -200,6 +202,7 @@ fn ipv6_and_unix_socket_servers() {
 
     let closed_v6 = free_port_v6();
     let missing_sock = dir.path().join("nobody.sock");
+    let silent_port = silent_server();
     let haproxy = HAProxy::start(Setup {
         binary: Path::new(BIN),
         check_conf: &conf(""),
@@ -213,22 +216,31 @@ fn ipv6_and_unix_socket_servers() {
                     "unix_missing".into(),
                     format!("unix@{}", missing_sock.display()),
                 ),
+                ("silent".into(), local(silent_port)),
             ],
         }],
         chroot: false,
     });
     let within = TIMING.inter * 2 + CHECK_TIMEOUT + SLACK;
     haproxy.wait_for(
-        "v6 and unix UP, v6_closed and unix_missing DOWN",
+        "v6 and unix UP, v6_closed, unix_missing and silent DOWN",
         within,
         |s| {
             is_up(&s["icap_pool/v6"])
                 && is_up(&s["icap_pool/unix"])
                 && is_down(&s["icap_pool/v6_closed"])
                 && is_down(&s["icap_pool/unix_missing"])
+                && is_down(&s["icap_pool/silent"])
         },
     );
     let log = haproxy.stop();
+    // A server that accepts and never answers: the check's own deadline
+    // (below inter) ends it with code 4 before HAProxy would kill it.
+    assert!(
+        log.contains("Server icap_pool/silent is DOWN, reason: External check error, code: 4,"),
+        "{log}"
+    );
+    assert_no_external_timeout(&log);
     for down in ["v6_closed", "unix_missing"] {
         assert!(
             log.contains(&format!(
@@ -254,6 +266,20 @@ fn ipv6_and_unix_socket_servers() {
         "{}",
         icap.access_log()
     );
+}
+
+/// A loopback port that accepts connections and never answers (a hung
+/// ICAP server); the listener lives as long as the test process.
+fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    port
 }
 
 fn free_port_v6() -> u16 {
