@@ -81,9 +81,11 @@ fn extra_sections() -> Roff {
     roff.control("SH", ["TARGETS"]);
     tagged(
         &mut roff,
-        "icap://HOST[:PORT]/SERVICE",
-        "By hand: port 1344 by default; an IPv6 address in brackets, icap://[::1]:1344/echo. \
-         Prints one line on stdout: OK ... or FAIL ....",
+        "icap://HOST[:PORT]/SERVICE ...",
+        "By hand, one or more: port 1344 by default; an IPv6 address in brackets, \
+         icap://[::1]:1344/echo. Prints one line per target on stdout: OK ... or FAIL ... \
+         (see --format for others). With --haproxy-cfg, the targets are the servers of \
+         haproxy.cfg's pools.",
     );
     tagged(
         &mut roff,
@@ -109,8 +111,13 @@ fn exit_status_section() -> Roff {
     }
     paragraph(
         &mut roff,
+        "With several targets, the worst code, from worst: 2, 3, 4, 6, 5, 1, 0. With --format \
+         nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage errors).",
+    );
+    paragraph(
+        &mut roff,
         "HAProxy logs a check it had to kill (External check timeout) as code -1: keep --timeout \
-         below the server's inter.",
+         below the server's inter. It logs 255 when it could not execute the command.",
     );
     roff
 }
