@@ -292,6 +292,21 @@ fn free_port_v6() -> u16 {
 #[test]
 fn chroot_holding_only_the_static_binary_and_its_conf() {
     let static_bin = static_binary();
+    // Alone in an empty root: no loader, no libraries, no /etc, no /dev.
+    let empty = TempDir::new("empty-root");
+    std::fs::copy(&static_bin, empty.path().join("icap-check")).expect("copy static binary");
+    let out = Command::new("/usr/sbin/chroot")
+        .arg(empty.path())
+        .args(["/icap-check", "--version"])
+        .env_clear()
+        .output()
+        .expect("run chroot (the chroot tests need root, as HAProxy's chroot does)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("icap-check {}\n", env!("CARGO_PKG_VERSION")),
+        "in an empty chroot: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let icap = CIcap::start();
     let closed = free_port();
     let haproxy = HAProxy::start(Setup {
