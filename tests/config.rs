@@ -400,7 +400,14 @@ fn explain_writes_nothing() {
     let out_file = dir.path().join("adapted.pdf");
     std::fs::write(&out_file, b"keep me").unwrap();
     let out = run(
-        &["--explain", "--method", "respmod", "--output", out_file.to_str().unwrap(), "icap://127.0.0.1/echo"],
+        &[
+            "--explain",
+            "--method",
+            "respmod",
+            "--output",
+            out_file.to_str().unwrap(),
+            "icap://127.0.0.1/echo",
+        ],
         &[],
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
