@@ -8,8 +8,11 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use rustls::ClientConnection;
+
 use crate::deadline::Deadline;
 use crate::timings::Timings;
+use crate::tls::TlsClient;
 use crate::verdict::{Failure, Phase};
 
 /// The longest one blocking read or write waits before the deadline is
@@ -71,24 +74,112 @@ impl Stream {
             Stream::Unix(s) => s.set_nonblocking(on),
         }
     }
+}
 
+impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
         }
     }
+}
 
+impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
         }
     }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The socket, and TLS over it when the check asks for it. Socket timeouts
+/// bound every TLS read and write as they bound plain ones.
+struct Channel {
+    sock: Stream,
+    tls: Option<Box<ClientConnection>>,
+}
+
+impl Channel {
+    /// Reads plaintext. TLS output still pending (the request) goes first,
+    /// since the server may be waiting for it.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.sock.read(buf),
+            Some(tls) => tls_read(tls, &mut self.sock, buf, true),
+        }
+    }
+
+    /// Reads what has arrived without writing anything (the socket is non-blocking).
+    fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.sock.read(buf),
+            Some(tls) => tls_read(tls, &mut self.sock, buf, false),
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.sock.write(buf),
+            Some(tls) => tls_write(tls, &mut self.sock, buf),
+        }
+    }
+}
+
+fn tls_read(
+    tls: &mut ClientConnection,
+    sock: &mut Stream,
+    buf: &mut [u8],
+    flush: bool,
+) -> io::Result<usize> {
+    loop {
+        match tls.reader().read(buf) {
+            // Ok(0): the server's close_notify.
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // Closed without close_notify: an end like a plain one; the
+            // protocol parsers tell a truncated answer from a whole one.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        while flush && tls.wants_write() {
+            tls.write_tls(sock)?;
+        }
+        // At the end of the stream the reader reports it on the next turn.
+        tls.read_tls(sock)?;
+        tls.process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    }
+}
+
+/// Hands `buf` to rustls (it takes at most its buffer's worth once the
+/// previous records are out) and sends what it can without waiting past the
+/// socket's timeout.
+fn tls_write(tls: &mut ClientConnection, sock: &mut Stream, buf: &[u8]) -> io::Result<usize> {
+    while tls.wants_write() {
+        tls.write_tls(sock)?;
+    }
+    let n = tls.writer().write(buf)?;
+    while tls.wants_write() {
+        match tls.write_tls(sock) {
+            Ok(_) => {}
+            Err(e) if retryable(&e) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    if n == 0 && !buf.is_empty() {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    Ok(n)
 }
 
 pub struct Connection {
-    stream: Stream,
+    stream: Channel,
     deadline: Deadline,
     /// Phases this connection went through; the probe copies them out.
     pub timings: Timings,
@@ -100,16 +191,34 @@ pub struct Connection {
 
 impl Connection {
     pub fn connect(endpoint: &Endpoint, deadline: Deadline) -> Result<Connection, Failure> {
+        Connection::open(endpoint, None, deadline)
+    }
+
+    /// Connects, then with `tls` does the handshake and the certificate
+    /// expiry check (an unhealthy verdict) before any byte of the probe.
+    pub fn open(
+        endpoint: &Endpoint,
+        tls: Option<&TlsClient>,
+        deadline: Deadline,
+    ) -> Result<Connection, Failure> {
         let mut timings = Timings::default();
-        let stream = match endpoint {
+        let mut sock = match endpoint {
             Endpoint::Tcp { host, port } => {
                 Stream::Tcp(connect_tcp(host, *port, deadline, &mut timings)?)
             }
             Endpoint::Unix(path) => Stream::Unix(connect_unix(path)?),
         };
         timings.connect = Some(deadline.elapsed());
+        let tls = match tls {
+            None => None,
+            Some(client) => {
+                let conn = handshake(client, &mut sock, deadline)?;
+                timings.tls = Some(deadline.elapsed());
+                Some(Box::new(conn))
+            }
+        };
         Ok(Connection {
-            stream,
+            stream: Channel { sock, tls },
             deadline,
             timings,
             buf: vec![0; READ_BUFFER].into_boxed_slice(),
@@ -142,8 +251,11 @@ impl Connection {
         }
         loop {
             let left = self.deadline.remaining(phase)?.min(MAX_WAIT);
+            // A TLS read may first send what rustls still holds of the request.
             self.stream
+                .sock
                 .set_read_timeout(left)
+                .and_then(|()| self.stream.sock.set_write_timeout(left))
                 .map_err(|e| io_failure(&e, phase))?;
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => {
@@ -167,6 +279,7 @@ impl Connection {
         while !rest.is_empty() {
             let left = self.deadline.remaining(phase)?.min(MAX_WAIT);
             self.stream
+                .sock
                 .set_write_timeout(left)
                 .map_err(|e| io_failure(&e, phase))?;
             match self.stream.write(rest) {
@@ -195,6 +308,7 @@ impl Connection {
     ) -> Result<usize, Failure> {
         let slice = self.deadline.remaining(phase)?.min(max_wait);
         self.stream
+            .sock
             .set_write_timeout(slice)
             .map_err(|e| io_failure(&e, phase))?;
         match self.stream.write(bytes) {
@@ -217,10 +331,12 @@ impl Connection {
             return Ok(());
         }
         self.stream
+            .sock
             .set_nonblocking(true)
             .map_err(|e| io_failure(&e, phase))?;
-        let got = self.stream.read(&mut self.buf[self.end..]);
+        let got = self.stream.try_read(&mut self.buf[self.end..]);
         self.stream
+            .sock
             .set_nonblocking(false)
             .map_err(|e| io_failure(&e, phase))?;
         match got {
@@ -280,7 +396,60 @@ pub fn describe(e: &io::Error) -> String {
 }
 
 fn io_failure(e: &io::Error, phase: Phase) -> Failure {
-    Failure::Protocol(format!("{} while {phase}", describe(e)))
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => Failure::Tls(crate::tls::describe_error(tls)),
+        None => Failure::Protocol(format!("{} while {phase}", describe(e))),
+    }
+}
+
+/// The TLS handshake, bounded by the deadline; then the expiry rule.
+fn handshake(
+    client: &TlsClient,
+    sock: &mut Stream,
+    deadline: Deadline,
+) -> Result<ClientConnection, Failure> {
+    let phase = Phase::Handshake;
+    let mut conn = ClientConnection::new(client.config.clone(), client.server_name.clone())
+        .map_err(|e| Failure::Tls(crate::tls::describe_error(&e)))?;
+    while conn.is_handshaking() {
+        let left = deadline.remaining(phase)?.min(MAX_WAIT);
+        sock.set_read_timeout(left)
+            .and_then(|()| sock.set_write_timeout(left))
+            .map_err(|e| io_failure(&e, phase))?;
+        match conn.complete_io(sock) {
+            Ok(_) => {}
+            Err(e) if retryable(&e) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(Failure::Tls(
+                    "the server closed the connection during the handshake (is it speaking TLS?)"
+                        .into(),
+                ))
+            }
+            Err(e) => {
+                return Err(match io_failure(&e, phase) {
+                    Failure::Protocol(why) => Failure::Tls(why),
+                    other => other,
+                })
+            }
+        }
+    }
+    if let Some(version) = conn.protocol_version() {
+        log::debug!(
+            "TLS: {version:?}, {:?}",
+            conn.negotiated_cipher_suite().map(|s| s.suite())
+        );
+    }
+    if let Some(days) = client.options.cert_expiry_days {
+        let leaf = conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or_else(|| Failure::Tls("the server sent no certificate".into()))?;
+        crate::tls::check_expiry(leaf, days, std::time::SystemTime::now())?;
+    }
+    Ok(conn)
 }
 
 fn connect_tcp(

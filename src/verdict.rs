@@ -59,6 +59,8 @@ impl ExitStatus {
 pub enum Phase {
     Resolve,
     Connect,
+    /// The TLS handshake.
+    Handshake,
     Send,
     /// Waiting for `100 Continue` (or a final reply) after a preview.
     Continue,
@@ -75,6 +77,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Resolve => "resolving the name",
             Phase::Connect => "connecting",
+            Phase::Handshake => "in the TLS handshake",
             Phase::Send => "sending the request",
             Phase::Continue => "waiting for 100 Continue",
             Phase::Receive => "reading the response",
