@@ -61,8 +61,9 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
 
-    /// ICAP method to send [default: options]
-    #[arg(long, value_enum, ignore_case = true, value_name = "METHOD")]
+    /// Method to send: for ICAP options, respmod or reqmod [default: options]; for HTTP GET,
+    /// HEAD, OPTIONS, POST, PUT, DELETE, PATCH or TRACE [default: GET]. Any case
+    #[arg(long, value_name = "METHOD", value_parser = parse_method)]
     pub method: Option<MethodArg>,
 
     /// File sent as the body of a RESPMOD or REQMOD [default: a small PDF built into the binary]
@@ -90,6 +91,86 @@ pub struct Cli {
     /// server's `inter` [default: 1500ms]
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub timeout: Option<Duration>,
+
+    /// Protocol of the probe: icap, http (HTTP/1.1, with TLS https) or tcp (connect, then
+    /// --send/--expect-*; with TLS a handshake). A URL's scheme picks it by hand [default: icap]
+    #[arg(long, value_enum, ignore_case = true, value_name = "PROTOCOL")]
+    pub probe: Option<ProbeKind>,
+
+    /// HTTP: path and query requested [default: /]
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+
+    /// HTTP: a request header 'Name: value'; repeatable; Host replaces the target's
+    #[arg(long = "header", value_name = "NAME: VALUE", action = clap::ArgAction::Append,
+          value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// HTTP: request body, sent with Content-Length [default: none]
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+
+    /// HTTP: statuses that are healthy, as a list of codes and ranges (200,204,300-399)
+    /// [default: 200-399, as HAProxy's httpchk]
+    #[arg(long, value_name = "LIST", value_parser = parse_status_list)]
+    pub expect_status: Option<crate::http::StatusList>,
+
+    /// HTTP and TCP: unhealthy unless the answer contains TEXT (HTTP: in the first 64 KiB of the
+    /// body; TCP: in the first 16 KiB received) [default: not checked]
+    #[arg(long, value_name = "TEXT")]
+    pub expect_string: Option<String>,
+
+    /// HTTP and TCP: unhealthy unless the regular expression RE matches the answer, read as for
+    /// --expect-string [default: not checked]
+    #[arg(long, value_name = "RE")]
+    pub expect_regex: Option<String>,
+
+    /// HTTP: follow up to 5 redirects on the same server; a redirect elsewhere is unhealthy
+    /// [default: a 3xx is the answer, healthy under the default --expect-status]
+    #[arg(long)]
+    pub follow_redirects: bool,
+
+    /// TCP: bytes sent once connected; escapes \r \n \t \\ and \xHH [default: nothing sent]
+    #[arg(long, value_name = "TEXT", value_parser = crate::tcp::parse_escapes)]
+    pub send: Option<Vec<u8>>,
+
+    /// Speak TLS to the server. Implied by icaps://, https:// and tls:// URLs and, in the HAProxy
+    /// form, by HAPROXY_SERVER_SSL=1 (the server line's `ssl`) [default: off]
+    #[arg(long, overrides_with = "no_tls")]
+    pub tls: bool,
+
+    /// No TLS, even when HAProxy sets HAPROXY_SERVER_SSL=1 (e.g. `ssl` is there for traffic
+    /// but the check port is plain text). The last of --tls and --no-tls wins
+    #[arg(long, overrides_with = "tls")]
+    pub no_tls: bool,
+
+    /// TLS: trust the CA certificates in this PEM file instead of the built-in Mozilla roots (for
+    /// the system's: /etc/ssl/certs/ca-certificates.crt) [default: built-in roots]
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+
+    /// TLS: server name sent (SNI) and verified [default: the target's host name; none for an IP
+    /// address, whose certificate must then name the IP]
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+
+    /// TLS: client certificate chain (PEM), for servers that require one; needs --client-key
+    #[arg(long, value_name = "PATH", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// TLS: private key (PEM: PKCS#8, PKCS#1 or SEC1) of --client-cert
+    #[arg(long, value_name = "PATH", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+
+    /// TLS: do not verify the server's certificate or name (says so on stderr); the handshake
+    /// must still succeed [default: verified]
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// TLS: unhealthy (exit 1) when the server's certificate expires within N days
+    /// [default: not checked]
+    #[arg(long, value_name = "N")]
+    pub cert_expiry_days: Option<u32>,
 
     /// Log the exchange to stderr: -v request and response heads, -vv progress, -vvv everything
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -169,21 +250,66 @@ pub enum Format {
     Prometheus,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MethodArg {
-    Options,
-    Respmod,
-    Reqmod,
-}
+/// A method as typed, upper-cased: which probe it suits is decided in settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodArg(pub String);
 
-impl From<MethodArg> for Method {
-    fn from(m: MethodArg) -> Method {
-        match m {
-            MethodArg::Options => Method::Options,
-            MethodArg::Respmod => Method::Respmod,
-            MethodArg::Reqmod => Method::Reqmod,
+/// The methods `--method` accepts: ICAP's, then HTTP's.
+pub const ICAP_METHODS: [&str; 3] = ["OPTIONS", "RESPMOD", "REQMOD"];
+pub const HTTP_METHODS: [&str; 8] = [
+    "GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH", "TRACE",
+];
+
+impl MethodArg {
+    /// The ICAP method, if it is one.
+    pub fn icap(&self) -> Option<Method> {
+        match self.0.as_str() {
+            "OPTIONS" => Some(Method::Options),
+            "RESPMOD" => Some(Method::Respmod),
+            "REQMOD" => Some(Method::Reqmod),
+            _ => None,
         }
     }
+
+    pub fn is_http(&self) -> bool {
+        HTTP_METHODS.contains(&self.0.as_str())
+    }
+}
+
+fn parse_method(text: &str) -> Result<MethodArg, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    if ICAP_METHODS.contains(&upper.as_str()) || HTTP_METHODS.contains(&upper.as_str()) {
+        Ok(MethodArg(upper))
+    } else {
+        Err("expected options, respmod, reqmod (ICAP) or GET, HEAD, OPTIONS, POST, PUT, DELETE, PATCH, TRACE (HTTP)".into())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeKind {
+    Icap,
+    Http,
+    Tcp,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| "expected 'Name: value'".to_string())?;
+    let name = name.trim();
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        return Err(format!("invalid header name '{name}'"));
+    }
+    let value = value.trim();
+    if value.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        return Err("control character in header value".into());
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+fn parse_status_list(text: &str) -> Result<crate::http::StatusList, String> {
+    crate::http::StatusList::parse(text)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -275,6 +401,36 @@ mod test {
                 );
             }
         }
+    }
+
+    #[test]
+    fn methods_any_case_one_list() {
+        assert_eq!(parse_method("respmod"), Ok(MethodArg("RESPMOD".into())));
+        assert_eq!(parse_method("Get").unwrap().icap(), None);
+        assert!(parse_method("Get").unwrap().is_http());
+        assert_eq!(
+            parse_method("options").unwrap().icap(),
+            Some(Method::Options)
+        );
+        assert!(parse_method("options").unwrap().is_http());
+        assert!(parse_method("sideways").is_err());
+        assert!(parse_method("RESPMOD").unwrap().icap().is_some());
+        assert!(!parse_method("RESPMOD").unwrap().is_http());
+    }
+
+    #[test]
+    fn headers() {
+        assert_eq!(
+            parse_header("Host:  example.org "),
+            Ok(("Host".into(), "example.org".into()))
+        );
+        assert_eq!(
+            parse_header("X-Empty:"),
+            Ok(("X-Empty".into(), String::new()))
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("Bad Name: x").is_err());
+        assert!(parse_header("X: a\r\nInjected: yes").is_err());
     }
 
     #[test]

@@ -12,14 +12,69 @@ use crate::verdict::Failure;
 
 /// The ICAP port when a URL or a server line gives none.
 pub const DEFAULT_PORT: u16 = 1344;
+/// The ICAP-over-TLS port when an icaps:// URL gives none.
+pub const DEFAULT_TLS_PORT: u16 = 11344;
+
+/// A URL's scheme: the probe, and whether it speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Icap,
+    Icaps,
+    Http,
+    Https,
+    Tcp,
+    Tls,
+}
+
+impl Scheme {
+    fn parse(text: &str) -> Option<Scheme> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "icap" => Scheme::Icap,
+            "icaps" => Scheme::Icaps,
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            "tcp" => Scheme::Tcp,
+            "tls" => Scheme::Tls,
+            _ => return None,
+        })
+    }
+
+    pub fn probe(self) -> crate::cli::ProbeKind {
+        use crate::cli::ProbeKind;
+        match self {
+            Scheme::Icap | Scheme::Icaps => ProbeKind::Icap,
+            Scheme::Http | Scheme::Https => ProbeKind::Http,
+            Scheme::Tcp | Scheme::Tls => ProbeKind::Tcp,
+        }
+    }
+
+    pub fn tls(self) -> bool {
+        matches!(self, Scheme::Icaps | Scheme::Https | Scheme::Tls)
+    }
+
+    fn default_port(self) -> Option<u16> {
+        match self {
+            Scheme::Icap => Some(DEFAULT_PORT),
+            Scheme::Icaps => Some(DEFAULT_TLS_PORT),
+            Scheme::Http => Some(80),
+            Scheme::Https => Some(443),
+            Scheme::Tcp | Scheme::Tls => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// Called with HAProxy's four arguments: silent on success, reports on stderr.
     pub haproxy: bool,
     pub endpoint: Endpoint,
-    /// The service a URL names (`icap://host/SERVICE`).
+    /// The service a URL names (`icap://host/SERVICE`), or for http(s) the
+    /// path and query after the first `/`.
     pub service: Option<String>,
+    /// The URL's scheme; `None` in the HAProxy form.
+    pub scheme: Option<Scheme>,
+    /// HAPROXY_SERVER_SSL=1: the server line has `ssl`.
+    pub server_ssl: bool,
     /// HAPROXY_PROXY_NAME, the backend.
     pub backend: Option<String>,
     /// HAPROXY_SERVER_NAME.
@@ -34,11 +89,13 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<In
             haproxy: true,
             endpoint: parse_server(addr, port)?,
             service: None,
+            scheme: None,
+            server_ssl: named("HAPROXY_SERVER_SSL").as_deref() == Some("1"),
             backend: named("HAPROXY_PROXY_NAME"),
             server: named("HAPROXY_SERVER_NAME"),
         }),
         [] => Err(Failure::Usage(
-            "no target: give icap://HOST[:PORT]/SERVICE, or HAProxy's four arguments PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT".into(),
+            "no target: give icap://HOST[:PORT]/SERVICE (or icaps, http, https, tcp, tls URL), or HAProxy's four arguments PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT".into(),
         )),
         other => Err(Failure::Usage(format!(
             "expected one URL or HAProxy's four arguments, got {} arguments",
@@ -102,15 +159,18 @@ fn parse_host(text: &str) -> Result<Host, Failure> {
     }
 }
 
-/// `icap://HOST[:PORT]/SERVICE`; IPv6 as `icap://[::1]:1344/echo`.
+/// `icap://HOST[:PORT]/SERVICE`; IPv6 as `icap://[::1]:1344/echo`; also
+/// icaps://, http://, https://, and tcp:// or tls:// with a port.
 fn parse_url(url: &str) -> Result<Invocation, Failure> {
     let bad = |why: &str| Failure::Usage(format!("invalid target '{url}': {why}"));
-    let (scheme, rest) = url
+    let (scheme_text, rest) = url
         .split_once("://")
         .ok_or_else(|| bad("expected icap://HOST[:PORT]/SERVICE"))?;
-    if !scheme.eq_ignore_ascii_case("icap") {
-        return Err(bad(&format!("unsupported scheme '{scheme}' (use icap://)")));
-    }
+    let scheme = Scheme::parse(scheme_text).ok_or_else(|| {
+        bad(&format!(
+            "unsupported scheme '{scheme_text}' (use icap, icaps, http, https, tcp or tls)"
+        ))
+    })?;
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -131,14 +191,18 @@ fn parse_url(url: &str) -> Result<Invocation, Failure> {
     if host.is_empty() {
         return Err(bad("no host"));
     }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
+    let port = match (port, scheme.default_port()) {
+        (None, Some(default)) => default,
+        (None, None) => return Err(bad(&format!("{scheme_text}:// needs a port"))),
+        (Some(p), _) => match p.parse::<u16>() {
             Ok(p) if p > 0 => p,
             _ => return Err(bad(&format!("invalid port '{p}'"))),
         },
     };
     let service = path.strip_prefix('/').unwrap_or(path);
+    if scheme.probe() == crate::cli::ProbeKind::Tcp && !service.is_empty() {
+        return Err(bad(&format!("{scheme_text}:// takes no path")));
+    }
     Ok(Invocation {
         haproxy: false,
         endpoint: Endpoint::Tcp {
@@ -146,6 +210,8 @@ fn parse_url(url: &str) -> Result<Invocation, Failure> {
             port,
         },
         service: (!service.is_empty()).then(|| service.to_string()),
+        scheme: Some(scheme),
+        server_ssl: false,
         backend: None,
         server: None,
     })
@@ -231,10 +297,44 @@ mod test {
     }
 
     #[test]
+    fn schemes_pick_probe_tls_and_port() {
+        use crate::cli::ProbeKind;
+        for (url, probe, tls, port) in [
+            ("icaps://h/echo", ProbeKind::Icap, true, DEFAULT_TLS_PORT),
+            ("http://h/", ProbeKind::Http, false, 80),
+            ("HTTPS://h/x?y", ProbeKind::Http, true, 443),
+            ("tcp://h:25", ProbeKind::Tcp, false, 25),
+            ("tls://[::1]:993", ProbeKind::Tcp, true, 993),
+        ] {
+            let inv = parse(&args(&[url]), &no_env).unwrap();
+            let scheme = inv.scheme.unwrap();
+            assert_eq!((scheme.probe(), scheme.tls()), (probe, tls), "{url}");
+            match inv.endpoint {
+                Endpoint::Tcp { port: p, .. } => assert_eq!(p, port, "{url}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let inv = parse(&args(&["https://h/x?y"]), &no_env).unwrap();
+        assert_eq!(inv.service.as_deref(), Some("x?y"));
+    }
+
+    #[test]
+    fn haproxy_server_ssl() {
+        let a = args(&["NOT_USED", "NOT_USED", "10.0.0.5", "1344"]);
+        let ssl =
+            |v: &'static str| move |k: &str| (k == "HAPROXY_SERVER_SSL").then(|| v.to_string());
+        assert!(parse(&a, &ssl("1")).unwrap().server_ssl);
+        assert!(!parse(&a, &ssl("0")).unwrap().server_ssl);
+        assert!(!parse(&a, &no_env).unwrap().server_ssl);
+    }
+
+    #[test]
     fn bad_urls() {
         for bad in [
             "127.0.0.1:1344",
-            "http://x/echo",
+            "ftp://x/echo",
+            "tcp://x",
+            "tls://x:443/path",
             "icap:///echo",
             "icap://h:0/echo",
             "icap://h:99999/echo",

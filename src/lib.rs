@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod deadline;
 pub mod haproxy_cfg;
+pub mod http;
 pub mod icap;
 pub mod inspect;
 pub mod invocation;
@@ -24,7 +25,9 @@ pub mod report;
 pub mod sample;
 pub mod settings;
 pub mod syslog;
+pub mod tcp;
 pub mod timings;
+pub mod tls;
 pub mod verdict;
 
 use std::ffi::OsString;

@@ -82,6 +82,8 @@ fn pool(
                     haproxy: false,
                     endpoint: invocation::parse_server(&addr, &port)?,
                     service: None,
+                    scheme: None,
+                    server_ssl: server.ssl,
                     backend: Some(backend.name.clone()),
                     server: Some(server.name.clone()),
                 };

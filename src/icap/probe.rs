@@ -36,6 +36,8 @@ pub enum Preview {
 /// Everything one ICAP check needs, validated.
 pub struct IcapCheck {
     pub endpoint: Endpoint,
+    /// ICAP over TLS (icaps://, --tls).
+    pub tls: Option<crate::tls::TlsClient>,
     /// `icap://host:port/service`
     pub uri: String,
     pub host: String,
@@ -49,7 +51,7 @@ pub struct IcapCheck {
 }
 
 pub fn run(check: &mut IcapCheck, deadline: Deadline, observed: &mut Observed) -> Verdict {
-    let mut conn = Connection::connect(&check.endpoint, deadline)?;
+    let mut conn = Connection::open(&check.endpoint, check.tls.as_ref(), deadline)?;
     let verdict = exchange(check, deadline, &mut conn, observed);
     observed.timings = conn.timings;
     verdict
@@ -88,7 +90,7 @@ fn exchange(
             log::debug!("service preview: {preview:?}");
             if !reusable(&head) {
                 let timings = conn.timings;
-                *conn = Connection::connect(&check.endpoint, deadline)?;
+                *conn = Connection::open(&check.endpoint, check.tls.as_ref(), deadline)?;
                 conn.timings = timings;
             }
             preview

@@ -1,0 +1,125 @@
+//! The TCP probe, in the shape of HAProxy's `tcp-check connect / send /
+//! expect`: connect (and with TLS, handshake), optionally send bytes, and
+//! optionally expect a string or regex in what comes back.
+
+use crate::connection::{Connection, Endpoint};
+use crate::deadline::Deadline;
+use crate::http::Expect;
+use crate::report::escape;
+use crate::timings::Observed;
+use crate::tls::TlsClient;
+use crate::verdict::{Failure, Healthy, Phase, Verdict};
+
+/// How much of the server's answer --expect-string/--expect-regex look at.
+pub const MAX_EXPECT: usize = 16 * 1024;
+
+pub struct TcpCheck {
+    pub endpoint: Endpoint,
+    pub tls: Option<TlsClient>,
+    pub send: Option<Vec<u8>>,
+    pub expect: Option<Expect>,
+}
+
+impl TcpCheck {
+    /// `TCP` or `TLS`, the probe's name in report lines.
+    pub fn name(&self) -> &'static str {
+        if self.tls.is_some() {
+            "TLS"
+        } else {
+            "TCP"
+        }
+    }
+}
+
+pub fn run(check: &TcpCheck, deadline: Deadline, observed: &mut Observed) -> Verdict {
+    let mut conn = Connection::open(&check.endpoint, check.tls.as_ref(), deadline)?;
+    let verdict = exchange(check, &mut conn);
+    observed.timings = conn.timings;
+    verdict
+}
+
+fn exchange(check: &TcpCheck, conn: &mut Connection) -> Verdict {
+    let mut summary = vec![if check.tls.is_some() {
+        "handshake done".to_string()
+    } else {
+        "connected".to_string()
+    }];
+    if let Some(bytes) = &check.send {
+        conn.send(bytes, Phase::Send)?;
+        conn.mark_sent();
+        summary.push(format!("sent {} bytes", bytes.len()));
+    }
+    if let Some(expect) = &check.expect {
+        loop {
+            let got = conn.buffered();
+            let seen = &got[..got.len().min(MAX_EXPECT)];
+            if expect.matches(seen) {
+                summary.push(format!("got {expect}"));
+                break;
+            }
+            if seen.len() == MAX_EXPECT || conn.at_eof() {
+                let why = if conn.at_eof() {
+                    "connection closed"
+                } else {
+                    "limit reached"
+                };
+                return Err(Failure::Unhealthy(format!(
+                    "{expect} not in the {} bytes received ({why}): \"{}\"",
+                    seen.len(),
+                    escape(&String::from_utf8_lossy(seen))
+                )));
+            }
+            conn.fill(Phase::Receive)?;
+        }
+    }
+    Ok(Healthy {
+        summary: summary.join(", "),
+    })
+}
+
+/// `--send` text with `\r \n \t \0 \\ \xHH` escapes, as tcp-check's `send`.
+pub fn parse_escapes(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'r') => out.push(b'\r'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b't') => out.push(b'\t'),
+            Some(b'0') => out.push(0),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex: Vec<u8> = bytes.by_ref().take(2).collect();
+                let value = std::str::from_utf8(&hex)
+                    .ok()
+                    .filter(|h| h.len() == 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| "\\x needs two hex digits".to_string())?;
+                out.push(value);
+            }
+            Some(other) => return Err(format!("unknown escape '\\{}'", other as char)),
+            None => return Err("'\\' at the end".into()),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(parse_escapes("PING\\r\\n").unwrap(), b"PING\r\n");
+        assert_eq!(parse_escapes("a\\tb\\\\c\\0").unwrap(), b"a\tb\\c\0");
+        assert_eq!(parse_escapes("\\x00\\xfF\\x41").unwrap(), b"\x00\xff\x41");
+        assert_eq!(parse_escapes("plain").unwrap(), b"plain");
+        for bad in ["\\", "\\q", "\\x", "\\x4", "\\xzz"] {
+            assert!(parse_escapes(bad).is_err(), "{bad}");
+        }
+    }
+}
