@@ -132,7 +132,7 @@ pub struct Cli {
 
     /// TCP: bytes sent once connected; escapes \r \n \t \\ and \xHH [default: nothing sent]
     #[arg(long, value_name = "TEXT", value_parser = crate::tcp::parse_escapes)]
-    pub send: Option<Vec<u8>>,
+    pub send: Option<crate::tcp::Bytes>,
 
     /// Speak TLS to the server. Implied by icaps://, https:// and tls:// URLs and, in the HAProxy
     /// form, by HAPROXY_SERVER_SSL=1 (the server line's `ssl`) [default: off]

@@ -60,7 +60,7 @@ pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Fai
             let c = TcpCheck {
                 endpoint: inv.endpoint.clone(),
                 tls,
-                send: cli.send.clone(),
+                send: cli.send.clone().map(|b| b.0),
                 expect: expectation(cli)?,
             };
             (Probe::Tcp(c), target)
@@ -157,7 +157,7 @@ fn tls_client(
                     ProbeKind::Tcp => "tls://",
                 };
                 return Err(Failure::Usage(format!(
-                    "{flag} needs TLS: give --tls or a {how} URL"
+                    "{flag} needs TLS: give --tls or use {how}"
                 )));
             }
         }

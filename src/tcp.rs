@@ -77,8 +77,16 @@ fn exchange(check: &TcpCheck, conn: &mut Connection) -> Verdict {
     })
 }
 
+/// Bytes given as escaped text (clap would take a `Vec<u8>` for a list of numbers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bytes(pub Vec<u8>);
+
 /// `--send` text with `\r \n \t \0 \\ \xHH` escapes, as tcp-check's `send`.
-pub fn parse_escapes(text: &str) -> Result<Vec<u8>, String> {
+pub fn parse_escapes(text: &str) -> Result<Bytes, String> {
+    unescape(text).map(Bytes)
+}
+
+fn unescape(text: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(text.len());
     let mut bytes = text.bytes();
     while let Some(b) = bytes.next() {
@@ -114,12 +122,12 @@ mod test {
 
     #[test]
     fn escapes() {
-        assert_eq!(parse_escapes("PING\\r\\n").unwrap(), b"PING\r\n");
-        assert_eq!(parse_escapes("a\\tb\\\\c\\0").unwrap(), b"a\tb\\c\0");
-        assert_eq!(parse_escapes("\\x00\\xfF\\x41").unwrap(), b"\x00\xff\x41");
-        assert_eq!(parse_escapes("plain").unwrap(), b"plain");
+        assert_eq!(unescape("PING\\r\\n").unwrap(), b"PING\r\n");
+        assert_eq!(unescape("a\\tb\\\\c\\0").unwrap(), b"a\tb\\c\0");
+        assert_eq!(unescape("\\x00\\xfF\\x41").unwrap(), b"\x00\xff\x41");
+        assert_eq!(unescape("plain").unwrap(), b"plain");
         for bad in ["\\", "\\q", "\\x", "\\x4", "\\xzz"] {
-            assert!(parse_escapes(bad).is_err(), "{bad}");
+            assert!(unescape(bad).is_err(), "{bad}");
         }
     }
 }

@@ -77,7 +77,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Resolve => "resolving the name",
             Phase::Connect => "connecting",
-            Phase::Handshake => "in the TLS handshake",
+            Phase::Handshake => "doing the TLS handshake",
             Phase::Send => "sending the request",
             Phase::Continue => "waiting for 100 Continue",
             Phase::Receive => "reading the response",

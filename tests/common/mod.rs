@@ -5,6 +5,7 @@
 
 pub mod fault;
 pub mod haproxy;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
