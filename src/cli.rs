@@ -154,7 +154,9 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub sni: Option<String>,
 
-    /// TLS: client certificate chain (PEM), for servers that require one; needs --client-key
+    /// TLS: client certificate chain (PEM), for servers that require one; needs --client-key.
+    /// Under TLS 1.3 a server refuses a client certificate after the handshake: a tls:// probe
+    /// sees that only with --send or --expect-*
     #[arg(long, value_name = "PATH", requires = "client_key")]
     pub client_cert: Option<PathBuf>,
 

@@ -1,0 +1,354 @@
+//! TLS for every probe against real servers on loopback: `openssl s_server`
+//! with certificates made by the `openssl` CLI, and the real c-icap behind
+//! socat's OPENSSL-LISTEN (Debian's c-icap is built without TLS).
+
+mod common;
+use common::tls::*;
+use common::*;
+
+fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// One CA and the certificates every case needs, made once per test.
+struct Setup {
+    pki: Pki,
+    good: Cert,
+}
+
+fn setup() -> Setup {
+    let pki = Pki::new();
+    let good = pki.server("good", 365);
+    Setup { pki, good }
+}
+
+#[test]
+fn verification_outcomes() {
+    let Setup { pki, good } = setup();
+    let ca = pki.ca();
+    let server = s_server(&good, &[]);
+    let https = format!("https://127.0.0.1:{}/", server.port);
+    let tls = format!("tls://127.0.0.1:{}", server.port);
+
+    // Trusted through --ca-file, by IP and by name.
+    let out = run(&["--ca-file", s(&ca), &https], &[]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("OK {https} GET 200")),
+        "{}",
+        stdout(&out)
+    );
+    let by_name = format!("https://localhost:{}/", server.port);
+    let out = run(
+        &["--ca-file", s(&ca), "--expect-string", "Ciphers", &by_name],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let out = run(&["--ca-file", s(&ca), &tls], &[]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(" TLS handshake done"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(
+        &[
+            "--ca-file",
+            s(&ca),
+            "--send",
+            "GET / HTTP/1.0\\r\\n\\r\\n",
+            "--expect-regex",
+            "^HTTP/1.0 200",
+            &tls,
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+
+    // Not trusted: the built-in roots do not know the test CA.
+    let out = run(&[&https], &[]);
+    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("tls: invalid peer certificate: UnknownIssuer"),
+        "{}",
+        stdout(&out)
+    );
+    // Wrong host name.
+    let out = run(&["--ca-file", s(&ca), "--sni", "icap.example", &tls], &[]);
+    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not valid for name \"icap.example\""),
+        "{}",
+        stdout(&out)
+    );
+    // --insecure: no verification, said on stderr.
+    let out = run(&["--insecure", "--sni", "icap.example", &https], &[]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(stderr(&out).contains("not verified"), "{}", stderr(&out));
+    // Certificate expiry: the certificate is good for 365 days.
+    let out = run(
+        &["--ca-file", s(&ca), "--cert-expiry-days", "30", &tls],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    let out = run(
+        &["--ca-file", s(&ca), "--cert-expiry-days", "400", &tls],
+        &[],
+    );
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let year = &date(365 * 86_400)[..4];
+    assert!(
+        stdout(&out).contains(&format!("unhealthy: certificate expires on {year}-")),
+        "{}",
+        stdout(&out)
+    );
+    // TLS to a plain-text server is a TLS failure, not a hang.
+    let plain = CIcap::start();
+    let out = run(
+        &[
+            "--timeout",
+            "3s",
+            &format!("tls://127.0.0.1:{}", plain.port),
+        ],
+        &[],
+    );
+    assert!(matches!(code(&out), 4 | 6), "{}", stdout(&out));
+}
+
+#[test]
+fn expired_and_untrusted_ca() {
+    let Setup { pki, .. } = setup();
+    let ca = pki.ca();
+    let expired = pki.issue(
+        "expired",
+        "IP:127.0.0.1",
+        "ca",
+        "20200101000000Z",
+        "20200201000000Z",
+    );
+    let server = s_server(&expired, &[]);
+    let url = format!("tls://127.0.0.1:{}", server.port);
+    let out = run(&["--ca-file", s(&ca), &url], &[]);
+    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    assert!(stdout(&out).contains("expired"), "{}", stdout(&out));
+    // Unverified, the expiry check still names the date.
+    let out = run(&["--insecure", "--cert-expiry-days", "0", &url], &[]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("certificate expired on 2020-02-01 00:00:00 UTC"),
+        "{}",
+        stdout(&out)
+    );
+    drop(server);
+
+    let stranger = pki.issue(
+        "stranger",
+        "IP:127.0.0.1",
+        "other-ca",
+        &date(-86_400),
+        &date(86_400 * 30),
+    );
+    let server = s_server(&stranger, &[]);
+    let out = run(
+        &[
+            "--ca-file",
+            s(&ca),
+            &format!("https://127.0.0.1:{}/", server.port),
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    assert!(stdout(&out).contains("UnknownIssuer"), "{}", stdout(&out));
+}
+
+#[test]
+fn client_certificate_required() {
+    let Setup { pki, good } = setup();
+    let ca = pki.ca();
+    let client = pki.issue(
+        "client",
+        "DNS:icap-check.client",
+        "ca",
+        &date(-86_400),
+        &date(86_400 * 30),
+    );
+    let server = s_server(&good, &["-Verify", "1", "-CAfile", s(&ca)]);
+    let url = format!("https://127.0.0.1:{}/", server.port);
+    let out = run(&["--ca-file", s(&ca), &url], &[]);
+    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    let out = run(
+        &[
+            "--ca-file",
+            s(&ca),
+            "--client-cert",
+            s(&client.cert),
+            "--client-key",
+            s(&client.key),
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    // One without the other, or a missing file: usage errors.
+    let out = run(
+        &["--ca-file", s(&ca), "--client-cert", s(&client.cert), &url],
+        &[],
+    );
+    assert_eq!(code(&out), 2);
+    let out = run(&["--ca-file", "/nonexistent.pem", &url], &[]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("cannot read --ca-file /nonexistent.pem"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn icaps_to_c_icap_behind_socat() {
+    let Setup { pki, good } = setup();
+    let ca = pki.ca();
+    let cicap = CIcap::start();
+    let front = socat_tls(&good, cicap.port);
+    let url = format!("icaps://127.0.0.1:{}/echo", front.port);
+    let out = run(&["--ca-file", s(&ca), &url], &[]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("OK {url} OPTIONS 200 ISTag=")),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["--ca-file", s(&ca), "--method", "respmod", &url], &[]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+
+    // 5 MB through TLS, echoed, saved byte for byte (no preview with --output).
+    let dir = TempDir::new("icaps-5mb");
+    let file = dir.path().join("big.bin");
+    let data: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &data).unwrap();
+    for preview in [None, Some("1024")] {
+        let saved = dir.path().join("out.bin");
+        let mut args = vec![
+            "--ca-file",
+            s(&ca),
+            "--method",
+            "respmod",
+            "--timeout",
+            "20s",
+            "--file",
+            s(&file),
+            "--output",
+            s(&saved),
+        ];
+        if let Some(p) = preview {
+            args.extend(["--preview", p]);
+        }
+        args.push(&url);
+        let out = run(&args, &[]);
+        assert_eq!(code(&out), 0, "{preview:?}: {}", stdout(&out));
+        let got = std::fs::read(&saved).unwrap();
+        if preview.is_none() || stdout(&out).contains(" RESPMOD 200 ") {
+            assert!(
+                got == data,
+                "{preview:?}: saved body differs ({} bytes)",
+                got.len()
+            );
+        } else {
+            assert!(stdout(&out).contains(" RESPMOD 204 "), "{}", stdout(&out));
+        }
+    }
+
+    // The HAProxy form: HAPROXY_SERVER_SSL=1 turns TLS on; --no-tls
+    // (here from the config file) turns it off again.
+    let port = front.port.to_string();
+    let env = [
+        ("HAPROXY_SERVER_SSL", "1"),
+        ("HAPROXY_PROXY_NAME", "icap"),
+        ("HAPROXY_SERVER_NAME", "s1"),
+    ];
+    let argv = |extra: &[&str]| {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        a.extend(["NOT_USED", "NOT_USED", "127.0.0.1", &port].map(String::from));
+        a
+    };
+    let a = argv(&["--service", "echo", "--ca-file", s(&ca)]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run(&a, &env);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).is_empty() && stderr(&out).is_empty());
+    let a = argv(&["--service", "echo"]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let out = run(&a, &env);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("icap-check: icap/s1 icaps://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
+    let conf = dir.path().join("check.conf");
+    std::fs::write(&conf, "backend icap\n no-tls\n service echo\n").unwrap();
+    let plain_port = cicap.port.to_string();
+    let out = run(
+        &[
+            "--config",
+            s(&conf),
+            "NOT_USED",
+            "NOT_USED",
+            "127.0.0.1",
+            &plain_port,
+        ],
+        &env,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn explain_describes_tls_and_new_probes() {
+    let Setup { pki, .. } = setup();
+    let ca = pki.ca();
+    let out = run(
+        &[
+            "--explain",
+            "--ca-file",
+            s(&ca),
+            "--cert-expiry-days",
+            "14",
+            "icaps://127.0.0.1/echo",
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("icaps://127.0.0.1:11344/echo"), "{text}");
+    assert!(
+        text.contains("TLS to 127.0.0.1, verified against"),
+        "{text}"
+    );
+    assert!(text.contains("valid 14 more days"), "{text}");
+    let out = run(
+        &["--explain", "--expect-regex", "ok", "https://127.0.0.1/h"],
+        &[],
+    );
+    assert!(
+        stdout(&out).contains("HTTP GET https://127.0.0.1:443/h"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("built-in Mozilla roots"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(
+        &["--explain", "--send", "PING\\r\\n", "tcp://127.0.0.1:6379"],
+        &[],
+    );
+    assert!(
+        stdout(&out).contains("TCP connect, send \"PING\\x0d\\x0a\""),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("TLS off"), "{}", stdout(&out));
+}
