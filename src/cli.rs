@@ -17,9 +17,14 @@ pub const DEFAULT_TIMEOUT: &str = "1500ms";
 const AFTER_HELP: &str = "\
 Targets:
   icap://HOST[:PORT]/SERVICE ...      by hand, one or more; port 1344 by default, IPv6 as icap://[::1]:1344/echo
+  icaps://HOST[:PORT]/SERVICE         ICAP over TLS; port 11344 by default
+  http[s]://HOST[:PORT]/PATH          the HTTP probe (ports 80, 443 by default)
+  tcp://HOST:PORT, tls://HOST:PORT    the TCP probe: connect (and handshake), --send, --expect-*
   PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT
                                       as HAProxy's external-check runs it; SERVER_ADDR may be a
-                                      bare IPv6 address or a UNIX socket path (port NOT_USED)
+                                      bare IPv6 address or a UNIX socket path (port NOT_USED).
+                                      The probe is --probe (icap by default); TLS is on with
+                                      --tls, or with HAPROXY_SERVER_SSL=1 unless --no-tls
 
 Exit status:
   0  healthy
@@ -52,7 +57,7 @@ with a URL, one line on stdout (OK ... or FAIL ...).";
     args_override_self = true
 )]
 pub struct Cli {
-    /// icap://HOST[:PORT]/SERVICE (one or more), or HAProxy's four arguments
+    /// URLs (icap, icaps, http, https, tcp or tls; one or more), or HAProxy's four arguments
     #[arg(value_name = "TARGET", allow_hyphen_values = false)]
     pub targets: Vec<String>,
 
@@ -130,7 +135,7 @@ pub struct Cli {
     #[arg(long)]
     pub follow_redirects: bool,
 
-    /// TCP: bytes sent once connected; escapes \r \n \t \\ and \xHH [default: nothing sent]
+    /// TCP: bytes sent once connected; escapes \r \n \t \0 \\ and \xHH [default: nothing sent]
     #[arg(long, value_name = "TEXT", value_parser = crate::tcp::parse_escapes)]
     pub send: Option<crate::tcp::Bytes>,
 
