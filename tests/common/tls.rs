@@ -238,12 +238,14 @@ pub fn socat_tls(cert: &Cert, to_port: u16) -> Listener {
     need(SOCAT, "socat");
     Listener::start("socat", |port| {
         let mut c = Command::new(SOCAT);
+        // Without nodelay, socat's Nagle holds its second TLS record until
+        // our delayed ACK (40 ms a check).
         c.arg(format!(
-            "OPENSSL-LISTEN:{port},bind=127.0.0.1,cert={},key={},verify=0,fork,reuseaddr",
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,cert={},key={},verify=0,fork,reuseaddr,nodelay",
             cert.cert.display(),
             cert.key.display()
         ))
-        .arg(format!("TCP:127.0.0.1:{to_port}"));
+        .arg(format!("TCP:127.0.0.1:{to_port},nodelay"));
         c
     })
 }
