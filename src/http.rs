@@ -86,13 +86,13 @@ impl fmt::Display for StatusList {
 #[derive(Debug, Clone)]
 pub enum Expect {
     String(String),
-    Regex(regex::bytes::Regex),
+    Regex(regex_lite::Regex),
 }
 
 impl Expect {
-    /// Compiles a regex (only when one is given: the regex crate costs nothing otherwise).
+    /// Compiles a regex (only when one is given: it costs nothing otherwise).
     pub fn regex(pattern: &str) -> Result<Expect, Failure> {
-        regex::bytes::RegexBuilder::new(pattern)
+        regex_lite::RegexBuilder::new(pattern)
             .size_limit(1 << 20)
             .build()
             .map(Expect::Regex)
@@ -106,7 +106,8 @@ impl Expect {
     pub fn matches(&self, data: &[u8]) -> bool {
         match self {
             Expect::String(s) => s.is_empty() || data.windows(s.len()).any(|w| w == s.as_bytes()),
-            Expect::Regex(re) => re.is_match(data),
+            // Matched on text: invalid UTF-8 becomes U+FFFD, the rest is searched.
+            Expect::Regex(re) => re.is_match(&String::from_utf8_lossy(data)),
         }
     }
 }
