@@ -238,7 +238,8 @@ fn empty_address() {
 
 #[test]
 fn not_a_url() {
-    usage(&["http://127.0.0.1/echo"], "unsupported scheme 'http'");
+    usage(&["ftp://127.0.0.1/echo"], "unsupported scheme 'ftp'");
+    usage(&["tcp://127.0.0.1"], "tcp:// needs a port");
     usage(&["127.0.0.1:1344"], "expected icap://HOST[:PORT]/SERVICE");
 }
 
