@@ -14,12 +14,23 @@ fn install(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn run_as(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    std::process::Command::new(bin)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .output()
-        .expect("run")
+    // A copy just written can be "busy" for a moment: a child forked by
+    // another test thread meanwhile holds its write descriptor until it execs.
+    for _ in 0..50 {
+        match std::process::Command::new(bin)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .output()
+        {
+            // ETXTBSY (ErrorKind::ExecutableFileBusy needs Rust 1.83).
+            Err(e) if e.raw_os_error() == Some(26) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            result => return result.expect("run"),
+        }
+    }
+    panic!("{} stayed busy", bin.display())
 }
 
 fn settings_line(out: &std::process::Output) -> String {
