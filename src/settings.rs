@@ -39,8 +39,12 @@ pub fn resolve(cli: &Cli, typed: &Cli, inv: &Invocation) -> Result<Settings, Fai
         return Err(Failure::Usage("--timeout must be greater than 0".into()));
     }
     let kind = probe_kind(cli, typed, inv)?;
-    let tls = tls_client(cli, typed, inv, kind)?;
-    check_options_fit(typed, kind)?;
+    // Several URLs share the options: each applies to the targets it fits.
+    let several = inv.scheme.is_some() && typed.targets.len() > 1;
+    let tls = tls_client(cli, typed, inv, kind, several)?;
+    if !several {
+        check_options_fit(typed, kind)?;
+    }
     let (probe, target) = match kind {
         ProbeKind::Icap => resolve_icap(cli, typed, inv, tls)?,
         ProbeKind::Http => {
@@ -121,6 +125,7 @@ fn tls_client(
     typed: &Cli,
     inv: &Invocation,
     kind: ProbeKind,
+    several: bool,
 ) -> Result<Option<TlsClient>, Failure> {
     let on = match inv.scheme {
         Some(scheme) => {
@@ -141,7 +146,7 @@ fn tls_client(
         insecure: cli.insecure,
         cert_expiry_days: cli.cert_expiry_days,
     };
-    if !on {
+    if !on && !several {
         for (given, flag) in [
             (typed.ca_file.is_some(), "--ca-file"),
             (typed.sni.is_some(), "--sni"),
@@ -161,6 +166,8 @@ fn tls_client(
                 )));
             }
         }
+    }
+    if !on {
         return Ok(None);
     }
     let host = match &inv.endpoint {

@@ -289,6 +289,18 @@ fn icaps_to_c_icap_behind_socat() {
     );
     let conf = dir.path().join("check.conf");
     std::fs::write(&conf, "backend icap\n no-tls\n service echo\n").unwrap();
+    // Several URLs share the options: --ca-file applies to the TLS ones.
+    let out = run(&["--ca-file", s(&ca), &url, &cicap.url("echo")], &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("OK "))
+            .count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
     let plain_port = cicap.port.to_string();
     let out = run(
         &[
