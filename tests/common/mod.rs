@@ -39,9 +39,20 @@ pub fn stderr(out: &Output) -> String {
 }
 
 /// A port nobody listens on right now (bound then released).
+/// Never the same port twice in one test binary: parallel tests starting
+/// servers could otherwise be handed one port, and one would check the
+/// other's server.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A fresh directory under the system temp dir, removed on drop.

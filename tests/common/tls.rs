@@ -201,7 +201,9 @@ impl Listener {
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {what}: {e}"));
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            if wait_for_port(addr, Duration::from_secs(10)) {
+            // Listening, and ours: a server that failed to bind has exited.
+            if wait_for_port(addr, Duration::from_secs(10)) && matches!(child.try_wait(), Ok(None))
+            {
                 return Listener { port, child };
             }
             terminate(&mut child);
