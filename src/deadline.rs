@@ -113,16 +113,26 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
-/// A duration in the same format, in the largest unit that is exact.
+/// A duration in the same format, in the largest unit that is exact among
+/// s, ms and us; in m, h or d only when that count has more digits than
+/// [`parse_time`] reads back (`9999999999d` is 863999999913600 s).
 pub fn format_time(d: Duration) -> String {
+    const UNITS: [(u128, &str); 6] = [
+        (1_000_000, "s"),
+        (1000, "ms"),
+        (1, "us"),
+        (60_000_000, "m"),
+        (3_600_000_000, "h"),
+        (86_400_000_000, "d"),
+    ];
     let us = d.as_micros();
-    if us % 1_000_000 == 0 {
-        format!("{}s", us / 1_000_000)
-    } else if us % 1000 == 0 {
-        format!("{}ms", us / 1000)
-    } else {
-        format!("{us}us")
-    }
+    UNITS
+        .iter()
+        .find(|&&(size, _)| us % size == 0 && us / size <= 9_999_999_999)
+        .map_or_else(
+            || format!("{us}us"),
+            |&(size, unit)| format!("{}{unit}", us / size),
+        )
 }
 
 #[cfg(test)]
@@ -145,6 +155,11 @@ mod test {
     fn format_round_trips() {
         for t in ["1500ms", "2s", "250us", "60s"] {
             assert_eq!(format_time(parse_time(t).unwrap()), t);
+        }
+        // Found by the `time` fuzz target: seconds would need 15 digits.
+        for t in ["9999999999d", "9999999999h", "9999999999m", "9999999999s"] {
+            let d = parse_time(t).unwrap();
+            assert_eq!(parse_time(&format_time(d)), Ok(d), "{t}");
         }
     }
 
