@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 seconds=${1:-180}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(icap_head encapsulated chunked reader time url)
+[ ${#targets[@]} -gt 0 ] || targets=(icap_head encapsulated chunked reader time url config haproxy_cfg)
 export RUSTC_BOOTSTRAP=1
 mkdir -p logs
 cargo fuzz build || exit 2
