@@ -94,7 +94,7 @@ pub fn parse_time(text: &str) -> Result<Duration, String> {
     }
     // Ten digits are more than any sensible time and keep the arithmetic in range.
     let value: u64 = match number.parse() {
-        Ok(v) if number.len() <= 10 => v,
+        Ok(v) if number.trim_start_matches('0').len() <= 10 => v,
         _ => return Err(format!("invalid time '{text}': number too large")),
     };
     let duration = match unit {
@@ -161,6 +161,11 @@ mod test {
             let d = parse_time(t).unwrap();
             assert_eq!(parse_time(&format_time(d)), Ok(d), "{t}");
         }
+    }
+
+    #[test]
+    fn leading_zeros_do_not_count_as_digits() {
+        assert_eq!(parse_time("00000000001s"), Ok(Duration::from_secs(1)));
     }
 
     #[test]

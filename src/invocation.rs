@@ -130,13 +130,21 @@ pub fn parse_server(addr: &str, port: &str) -> Result<Endpoint, Failure> {
 
 /// A port number; 0 (a server line without a port) means the ICAP default.
 fn parse_port(text: &str) -> Result<u16, Failure> {
-    match text.parse::<u16>() {
-        Ok(0) => Ok(DEFAULT_PORT),
-        Ok(p) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
-        _ => Err(Failure::Usage(format!(
+    match port_number(text) {
+        Some(0) => Ok(DEFAULT_PORT),
+        Some(p) => Ok(p),
+        None => Err(Failure::Usage(format!(
             "invalid port '{text}': expected 1-65535"
         ))),
     }
+}
+
+/// Digits only: `str::parse` would also take a sign (`+80`).
+fn port_number(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 fn parse_host(text: &str) -> Result<Host, Failure> {
@@ -177,6 +185,9 @@ fn parse_url(url: &str) -> Result<Invocation, Failure> {
     };
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("brackets hold an IPv6 address"));
+        }
         let port = match after {
             "" => None,
             p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
@@ -194,8 +205,8 @@ fn parse_url(url: &str) -> Result<Invocation, Failure> {
     let port = match (port, scheme.default_port()) {
         (None, Some(default)) => default,
         (None, None) => return Err(bad(&format!("{scheme_text}:// needs a port"))),
-        (Some(p), _) => match p.parse::<u16>() {
-            Ok(p) if p > 0 => p,
+        (Some(p), _) => match port_number(p) {
+            Some(p) if p > 0 => p,
             _ => return Err(bad(&format!("invalid port '{p}'"))),
         },
     };
@@ -269,6 +280,7 @@ mod test {
             ["NOT_USED", "NOT_USED", "10.0.0.5", "70000"],
             ["NOT_USED", "NOT_USED", "10.0.0.5", "-1"],
             ["NOT_USED", "NOT_USED", "10.0.0.5", "+80"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "+0"],
             ["NOT_USED", "NOT_USED", "", "1344"],
             ["NOT_USED", "NOT_USED", "10.0.0.5", "NOT_USED"],
             ["NOT_USED", "NOT_USED", "bad host!", "1344"],
@@ -340,6 +352,9 @@ mod test {
             "icap://h:99999/echo",
             "icap://[::1/echo",
             "icap://[::1]x/echo",
+            "icap://127.0.0.1:+1/echo",
+            "icap://[localhost]:1/echo",
+            "icap://[127.0.0.1]:1/echo",
             "icap://a b/echo",
         ] {
             assert!(
