@@ -119,7 +119,11 @@ where
     let mut jobs: Vec<Job> = planned.into_iter().map(|p| p.job).collect();
     let outcomes = match jobs.as_mut_slice() {
         [Job::Ready(settings)] => vec![single(settings, started)],
-        _ => check::execute_all(jobs, typed.jobs.map_or(DEFAULT_JOBS, usize::from)),
+        _ => {
+            let threads = typed.jobs.map_or(DEFAULT_JOBS, usize::from);
+            guard_run(&jobs, threads, started);
+            check::execute_all(jobs, threads)
+        }
     };
     finish(&outcomes, format, &typed, started.elapsed())
 }
@@ -140,6 +144,29 @@ fn single(settings: &mut settings::Settings, started: Instant) -> Outcome {
         }
     });
     check::execute(settings, started)
+}
+
+/// Several checks: each has its own deadline, starting when it starts, so
+/// the run as a whole is bounded by the checks one thread may run in a row.
+/// The watchdog holds the process to that bound.
+fn guard_run(jobs: &[Job], threads: usize, started: Instant) {
+    let longest = jobs
+        .iter()
+        .filter_map(|j| match j {
+            Job::Ready(s) => Some(s.timeout),
+            Job::Failed(..) => None,
+        })
+        .max()
+        .unwrap_or_default();
+    let in_a_row = jobs.len().div_ceil(threads.max(1)) as u32;
+    let bound = (longest + deadline::WATCHDOG_GRACE) * in_a_row;
+    Deadline::starting_at(started, bound).start_watchdog(move || {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "icap-check: timeout: the run outlived its bound of {}",
+            deadline::format_time(bound)
+        );
+    });
 }
 
 /// Reports the outcomes in the asked format, sends failures to syslog, and
