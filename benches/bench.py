@@ -468,6 +468,7 @@ def scale_run(workdir, servers, mode, command, seconds, warmup):
     icap_requests = sum(b - a for a, b in zip(icap0, icap1))
     up = sum(1 for r in stat if r.get("status", "").startswith("UP"))
     chkfail = sum(int(r.get("chkfail") or 0) for r in stat)
+    durations = [int(r["check_duration"]) for r in stat if r.get("check_duration", "").isdigit()]
     return {
         "elapsed": elapsed,
         "cpu": cpu1 - cpu0,
@@ -478,6 +479,7 @@ def scale_run(workdir, servers, mode, command, seconds, warmup):
         "up": up,
         "servers": len(stat),
         "chkfail": chkfail,
+        "durations": durations or [0],
         "timeouts": sum("External check timeout" in line for line in window_log),
         "failed_lines": sum("failed" in line.lower() or "is DOWN" in line for line in window_log),
         "log": log_path,
@@ -592,6 +594,7 @@ def main():
                         f"{r['cpu'] / secs * 100:.1f} %",
                         f"{r['cpu'] * 1000 / max(1, checks):.3f}",
                         f"{checks / secs:.0f} ({what})",
+                        f"{statistics.median(r['durations']):.0f} / {pct(r['durations'], 90):.0f} / {max(r['durations']):.0f}",
                         f"{r['cicap_cpu'] / secs * 100:.1f} %",
                         f"{r['up']}/{r['servers']}",
                         r["chkfail"],
@@ -606,6 +609,7 @@ def main():
                         "HAProxy + checks CPU (of one core)",
                         "CPU ms per check",
                         "checks/s",
+                        "check duration ms (median / p90 / max, last check of each server)",
                         "c-icap CPU",
                         "UP at end",
                         "failed checks (chkfail)",
