@@ -206,6 +206,11 @@ def table(headers, rows):
     return "\n".join(out)
 
 
+def load():
+    """Other work on the machine skews wall times; say how busy it was."""
+    return "Load average (1/5/15 min): " + " / ".join(f"{x:.2f}" for x in os.getloadavg()) + "."
+
+
 def verdict(ok):
     return "**PASS**" if ok else "**MISS**"
 
@@ -540,7 +545,7 @@ def main():
                 rows,
             )
         )
-        out.append(f"\nc-icap logged {logged} of the {expected} requests these runs should have sent.\n")
+        out.append(f"\nc-icap logged {logged} of the {expected} requests these runs should have sent. {load()}\n")
 
         med = {k: statistics.median(r["wall"]) for k, r in results.items()}
         floor = med[("OPTIONS", "/bin/true")]
@@ -624,6 +629,7 @@ def main():
                     "and HAProxy cannot pass arguments: the pool runs icap-check through a two-line exec wrapper, "
                     "which adds one exec of /bin/sh per check."
                 )
+            out.append(f"\n{load()}")
             print("\n".join(out), flush=True)
     finally:
         for s in servers:
