@@ -25,6 +25,10 @@ const MAX_WAIT: Duration = Duration::from_millis(200);
 /// the same read.
 pub const READ_BUFFER: usize = crate::icap::response::MAX_HEAD + 16 * 1024;
 
+/// The buffer starts this small (an OPTIONS answer is a few hundred bytes)
+/// and doubles, up to [`READ_BUFFER`], whenever a read fills it.
+const FIRST_READ: usize = 4096;
+
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -183,7 +187,7 @@ pub struct Connection {
     deadline: Deadline,
     /// Phases this connection went through; the probe copies them out.
     pub timings: Timings,
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     eof: bool,
@@ -221,7 +225,7 @@ impl Connection {
             stream: Channel { sock, tls },
             deadline,
             timings,
-            buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            buf: vec![0; FIRST_READ],
             start: 0,
             end: 0,
             eof: false,
@@ -243,7 +247,7 @@ impl Connection {
             return Ok(0);
         }
         self.compact();
-        if self.end == self.buf.len() {
+        if self.end == self.buf.len() && !self.grow() {
             // Parsers reject anything this large before it fills the buffer.
             return Err(Failure::Protocol(
                 "response larger than the receive buffer".into(),
@@ -265,6 +269,9 @@ impl Connection {
                 Ok(n) => {
                     self.end += n;
                     self.mark_first_byte();
+                    if self.end == self.buf.len() {
+                        self.grow();
+                    }
                     return Ok(n);
                 }
                 Err(e) if retryable(&e) => continue,
@@ -327,7 +334,7 @@ impl Connection {
             return Ok(());
         }
         self.compact();
-        if self.end == self.buf.len() {
+        if self.end == self.buf.len() && !self.grow() {
             return Ok(());
         }
         self.stream
@@ -344,6 +351,9 @@ impl Connection {
             Ok(n) => {
                 self.end += n;
                 self.mark_first_byte();
+                if self.end == self.buf.len() {
+                    self.grow();
+                }
             }
             Err(e) if retryable(&e) => {}
             Err(e) => return Err(io_failure(&e, phase)),
@@ -365,6 +375,16 @@ impl Connection {
     /// The server has closed its side: what is buffered is all there will be.
     pub fn at_eof(&self) -> bool {
         self.eof
+    }
+
+    /// Doubles the buffer up to [`READ_BUFFER`]; false when it is that large.
+    fn grow(&mut self) -> bool {
+        let len = self.buf.len();
+        if len >= READ_BUFFER {
+            return false;
+        }
+        self.buf.resize((len * 2).min(READ_BUFFER), 0);
+        true
     }
 
     fn compact(&mut self) {
@@ -591,6 +611,26 @@ mod test {
         c.try_receive(Phase::Send).unwrap();
         assert!(c.buffered().starts_with(b"ICAP/1.0 204"));
         assert!(!c.at_eof());
+    }
+
+    #[test]
+    fn the_buffer_grows_to_read_buffer_and_no_further() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let host = Host::Ip("127.0.0.1".parse().unwrap());
+        let mut c = Connection::connect(&Endpoint::Tcp { host, port }, deadline()).unwrap();
+        let (mut peer, _) = l.accept().unwrap();
+        let sent: Vec<u8> = (0..READ_BUFFER + 1000).map(|i| (i % 251) as u8).collect();
+        peer.write_all(&sent).unwrap();
+        // Nothing consumed: the buffer must grow from FIRST_READ to hold it all.
+        while c.buffered().len() < READ_BUFFER {
+            assert!(c.fill(Phase::Receive).unwrap() > 0);
+        }
+        assert_eq!(c.buffered(), &sent[..READ_BUFFER]);
+        assert!(matches!(c.fill(Phase::Receive), Err(Failure::Protocol(_))));
+        c.consume(READ_BUFFER);
+        assert_eq!(c.fill(Phase::Receive), Ok(1000));
+        assert_eq!(c.buffered(), &sent[READ_BUFFER..]);
     }
 
     #[test]
