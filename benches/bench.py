@@ -500,6 +500,7 @@ def main():
     ap.add_argument("--runs", type=int, help="interleaved runs per command (default 300; quick 50)")
     ap.add_argument("--scale-seconds", type=float, help="HAProxy measuring window (default 60; quick 10)")
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--scale-only", action="store_true", help="only the HAProxy part")
     ap.add_argument("--no-static", action="store_true")
     ap.add_argument("--static-bin")
     a = ap.parse_args()
@@ -515,126 +516,143 @@ def main():
     enter_namespaces()
     workdir = tempfile.mkdtemp(prefix="icap-check-bench-")
     servers = []
-    out = []
     try:
         servers.append(CIcap(workdir, 1344))
-        cmds = contenders(1344, static_bin)
-        out.append("## What each contender sent (c-icap's access log)\n\n```")
-        out += verify(servers[0], cmds)
-        out.append("```\n")
-
-        results, expected, logged = micro(servers[0], cmds, runs, rss_runs)
-        rows = []
-        for key, r in results.items():
-            rows.append(
-                [
-                    key[0],
-                    key[1],
-                    f"{statistics.median(r['wall']):.2f}",
-                    f"{pct(r['wall'], 90):.2f}",
-                    f"{statistics.mean(r['cpu']):.2f}",
-                    f"{max(r['rss']) / KIB:.2f}",
-                    r["fail"],
-                ]
-            )
-        rows.sort(key=lambda row: (row[0], row[1]))
-        out.append(f"## One check, {runs} interleaved runs each (peak RSS: max of {rss_runs} traced runs)\n")
-        out.append(
-            table(
-                ["request", "contender", "wall median ms", "wall p90 ms", "CPU mean ms (user+sys)", "peak RSS MiB", "failures"],
-                rows,
-            )
-        )
-        out.append(f"\nc-icap logged {logged} of the {expected} requests these runs should have sent. {load()}\n")
-
-        med = {k: statistics.median(r["wall"]) for k, r in results.items()}
-        floor = med[("OPTIONS", "/bin/true")]
-        ratio = med[("OPTIONS", "icap-check")] / med[("OPTIONS", "c-icap-client")]
-        ratio_net = (med[("OPTIONS", "icap-check")] - floor) / (med[("OPTIONS", "c-icap-client")] - floor)
-        rss_opt = max(results[("OPTIONS", "icap-check")]["rss"]) / KIB
-        rss_resp = max(results[("RESPMOD", "icap-check")]["rss"]) / KIB
-        size = os.path.getsize(BIN)
-
-        out.append("## Large bodies: RESPMOD of a file, sent whole and echoed back whole (one timed run, one traced run)\n")
-        big_rows = large_files(servers[0], workdir, sizes, static_bin)
-        out.append(
-            table(["body", "contender", "wall", "throughput", "CPU", "peak RSS", "server logged"], big_rows)
-        )
-        rss_256 = next((float(r[5].split()[0]) for r in big_rows if r[0] == "256 MiB" and r[1] == "icap-check"), None)
-
-        targets = [
-            ["OPTIONS wall time vs c-icap-client", "<= 0.40x", f"{ratio:.2f}x (minus the /bin/true floor: {ratio_net:.2f}x)", verdict(ratio <= 0.40)],
-            ["peak RSS, OPTIONS", "<= 2.5 MiB", f"{rss_opt:.2f} MiB", verdict(rss_opt <= 2.5)],
-            ["peak RSS, RESPMOD embedded sample", "<= 2.5 MiB", f"{rss_resp:.2f} MiB", verdict(rss_resp <= 2.5)],
-        ]
-        if rss_256 is not None:
-            targets.append(["peak RSS, RESPMOD 256 MiB", "< 8 MiB", f"{rss_256:.2f} MiB", verdict(rss_256 < 8)])
-        out.append("\n## Targets (issue 7)\n")
-        out.append(table(["target", "goal", "measured", ""], targets))
-        sizes_line = f"\nBinary size: {size} bytes ({size / KIB:.0f} KiB, release, stripped, dynamically linked)"
-        if static_bin:
-            s = os.path.getsize(static_bin)
-            sizes_line += f"; static (crt-static): {s} bytes ({s / KIB:.0f} KiB)"
-        out.append(sizes_line + ".\n")
-        print("\n".join(out), flush=True)
-        out = []
-
+        if not a.scale_only:
+            measure_checks(a, servers[0], runs, rss_runs, sizes, static_bin)
         if not a.no_scale:
-            for port in range(1345, 1349):
-                servers.append(CIcap(workdir, port, threads=16))
-            command, how = check_command(workdir, servers)
-            modes = [("icap", command, how), ("true", TRUE, "/bin/true (fork+exec floor)"), ("tcp", None, "built-in `check` (TCP connect, no fork)")]
-            rows = []
-            footnote = "[1]" in how
-            warmup = 3 if a.quick else 5
-            for mode, cmd, label in modes:
-                note(f"HAProxy, 500 servers, inter 1s: {label}: {warmup} s warm-up + {scale_seconds:.0f} s")
-                r = scale_run(workdir, servers, mode, cmd, scale_seconds, warmup)
-                secs = r["elapsed"]
-                checks = {"icap": r["icap"], "true": r["forks"], "tcp": r["tcp_opens"]}[mode]
-                what = {"icap": "ICAP requests c-icap logged", "true": "processes started", "tcp": "TCP connects"}[mode]
-                rows.append(
-                    [
-                        label,
-                        f"{r['cpu'] / secs * 100:.1f} %",
-                        f"{r['cpu'] * 1000 / max(1, checks):.3f}",
-                        f"{checks / secs:.0f} ({what})",
-                        f"{statistics.median(r['durations']):.0f} / {pct(r['durations'], 90):.0f} / {max(r['durations']):.0f}",
-                        f"{r['cicap_cpu'] / secs * 100:.1f} %",
-                        f"{r['up']}/{r['servers']}",
-                        r["chkfail"],
-                        r["timeouts"],
-                    ]
-                )
-            out.append(f"## HAProxy 2.6, 500 servers (5 c-icap x 100 server lines), inter 1s, {scale_seconds:.0f} s window\n")
-            out.append(
-                table(
-                    [
-                        "check",
-                        "HAProxy + checks CPU (of one core)",
-                        "CPU ms per check",
-                        "checks/s",
-                        "check duration ms (median / p90 / max, last check of each server)",
-                        "c-icap CPU",
-                        "UP at end",
-                        "failed checks (chkfail)",
-                        "External check timeout",
-                    ],
-                    rows,
-                )
-            )
-            if footnote:
-                out.append(
-                    "\n[1] The config-file feature (`icap-check.conf` beside the binary) is not in this build, "
-                    "and HAProxy cannot pass arguments: the pool runs icap-check through a two-line exec wrapper, "
-                    "which adds one exec of /bin/sh per check."
-                )
-            out.append(f"\n{load()}")
-            print("\n".join(out), flush=True)
+            scale(a, workdir, servers, scale_seconds)
     finally:
         for s in servers:
             s.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
+    """The per-check tables: contenders, large bodies, targets."""
+    servers = [server]
+    workdir = os.path.dirname(server.dir)
+    out = []
+    cmds = contenders(1344, static_bin)
+    out.append("## What each contender sent (c-icap's access log)\n\n```")
+    out += verify(servers[0], cmds)
+    out.append("```\n")
+
+    results, expected, logged = micro(servers[0], cmds, runs, rss_runs)
+    rows = []
+    for key, r in results.items():
+        rows.append(
+            [
+                key[0],
+                key[1],
+                f"{statistics.median(r['wall']):.2f}",
+                f"{pct(r['wall'], 90):.2f}",
+                f"{statistics.mean(r['cpu']):.2f}",
+                f"{max(r['rss']) / KIB:.2f}",
+                r["fail"],
+            ]
+        )
+    rows.sort(key=lambda row: (row[0], row[1]))
+    out.append(f"## One check, {runs} interleaved runs each (peak RSS: max of {rss_runs} traced runs)\n")
+    out.append(
+        table(
+            ["request", "contender", "wall median ms", "wall p90 ms", "CPU mean ms (user+sys)", "peak RSS MiB", "failures"],
+            rows,
+        )
+    )
+    out.append(f"\nc-icap logged {logged} of the {expected} requests these runs should have sent. {load()}\n")
+
+    med = {k: statistics.median(r["wall"]) for k, r in results.items()}
+    floor = med[("OPTIONS", "/bin/true")]
+    ratio = med[("OPTIONS", "icap-check")] / med[("OPTIONS", "c-icap-client")]
+    ratio_net = (med[("OPTIONS", "icap-check")] - floor) / (med[("OPTIONS", "c-icap-client")] - floor)
+    rss_opt = max(results[("OPTIONS", "icap-check")]["rss"]) / KIB
+    rss_resp = max(results[("RESPMOD", "icap-check")]["rss"]) / KIB
+    size = os.path.getsize(BIN)
+
+    out.append("## Large bodies: RESPMOD of a file, sent whole and echoed back whole (one timed run, one traced run)\n")
+    big_rows = large_files(servers[0], workdir, sizes, static_bin)
+    out.append(
+        table(["body", "contender", "wall", "throughput", "CPU", "peak RSS", "server logged"], big_rows)
+    )
+    rss_256 = next((float(r[5].split()[0]) for r in big_rows if r[0] == "256 MiB" and r[1] == "icap-check"), None)
+
+    targets = [
+        ["OPTIONS wall time vs c-icap-client", "<= 0.40x", f"{ratio:.2f}x (minus the /bin/true floor: {ratio_net:.2f}x)", verdict(ratio <= 0.40)],
+        ["peak RSS, OPTIONS", "<= 2.5 MiB", f"{rss_opt:.2f} MiB", verdict(rss_opt <= 2.5)],
+        ["peak RSS, RESPMOD embedded sample", "<= 2.5 MiB", f"{rss_resp:.2f} MiB", verdict(rss_resp <= 2.5)],
+    ]
+    if rss_256 is not None:
+        targets.append(["peak RSS, RESPMOD 256 MiB", "< 8 MiB", f"{rss_256:.2f} MiB", verdict(rss_256 < 8)])
+    out.append("\n## Targets (issue 7)\n")
+    out.append(table(["target", "goal", "measured", ""], targets))
+    sizes_line = f"\nBinary size: {size} bytes ({size / KIB:.0f} KiB, release, stripped, dynamically linked)"
+    if static_bin:
+        s = os.path.getsize(static_bin)
+        sizes_line += f"; static (crt-static): {s} bytes ({s / KIB:.0f} KiB)"
+    out.append(sizes_line + ".\n")
+    print("\n".join(out), flush=True)
+
+
+def scale(a, workdir, servers, scale_seconds):
+    """HAProxy with 500 servers, three kinds of check."""
+    out = []
+    for port in range(1345, 1349):
+        servers.append(CIcap(workdir, port, threads=16))
+    command, how = check_command(workdir, servers)
+    modes = [("icap", command, how), ("true", TRUE, "/bin/true (fork+exec floor)"), ("tcp", None, "built-in `check` (TCP connect, no fork)")]
+    rows = []
+    footnote = "[1]" in how
+    warmup = 3 if a.quick else 5
+    for mode, cmd, label in modes:
+        note(f"HAProxy, 500 servers, inter 1s: {label}: {warmup} s warm-up + {scale_seconds:.0f} s")
+        r = scale_run(workdir, servers, mode, cmd, scale_seconds, warmup)
+        secs = r["elapsed"]
+        # Each icap-check and each built-in check opens one TCP connection.
+        checks = {"icap": r["tcp_opens"], "true": r["forks"], "tcp": r["tcp_opens"]}[mode]
+        what = {
+            "icap": f"TCP connects; c-icap logged {r['icap'] / secs:.0f} OPTIONS/s",
+            "true": "processes started",
+            "tcp": "TCP connects",
+        }[mode]
+        rows.append(
+            [
+                label,
+                f"{r['cpu'] / secs * 100:.1f} %",
+                f"{r['cpu'] * 1000 / max(1, checks):.3f}",
+                f"{checks / secs:.0f} ({what})",
+                f"{statistics.median(r['durations']):.0f} / {pct(r['durations'], 90):.0f} / {max(r['durations']):.0f}",
+                f"{r['cicap_cpu'] / secs * 100:.1f} %",
+                f"{r['up']}/{r['servers']}",
+                r["chkfail"],
+                r["timeouts"],
+            ]
+        )
+    out.append(f"## HAProxy 2.6, 500 servers (5 c-icap x 100 server lines), inter 1s, {scale_seconds:.0f} s window\n")
+    out.append(
+        table(
+            [
+                "check",
+                "HAProxy + checks CPU (of one core)",
+                "CPU ms per check",
+                "checks/s",
+                "check duration ms (median / p90 / max, last check of each server)",
+                "c-icap CPU",
+                "UP at end",
+                "failed checks (chkfail)",
+                "External check timeout",
+            ],
+            rows,
+        )
+    )
+    if footnote:
+        out.append(
+            "\n[1] The config-file feature (`icap-check.conf` beside the binary) is not in this build, "
+            "and HAProxy cannot pass arguments: the pool runs icap-check through a two-line exec wrapper, "
+            "which adds one exec of /bin/sh per check."
+        )
+    out.append(f"\n{load()}")
+    print("\n".join(out), flush=True)
 
 
 if __name__ == "__main__":
