@@ -159,7 +159,9 @@ WALL = 0x40000000
 
 
 def peak_rss(argv):
-    """(VmHWM KiB, wall ms, exit code): the program's own peak, read at exit."""
+    """(VmHWM KiB, wall ms, exit code, RssAnon KiB): the program's own peak
+    RSS, and its private (anonymous) part, read at exit. Most of VmHWM is
+    file pages (text, libc) shared with every other process."""
     t0 = time.perf_counter_ns()
     pid = os.fork()
     if pid == 0:
@@ -171,7 +173,7 @@ def peak_rss(argv):
             os.execve(argv[0], argv, ENV)
         finally:
             os._exit(127)
-    hwm = None
+    hwm = anon = None
     while True:
         _, status, _ = os.wait4(pid, WALL)
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
@@ -182,6 +184,8 @@ def peak_rss(argv):
                 for line in f:
                     if line.startswith("VmHWM:"):
                         hwm = int(line.split()[1])
+                    elif line.startswith("RssAnon:"):
+                        anon = int(line.split()[1])
             sig = 0
         elif sig == signal.SIGTRAP and hwm is None and status >> 16 == 0:
             # the stop after exec: from now on, stop at exit too
@@ -189,7 +193,7 @@ def peak_rss(argv):
             sig = 0
         LIBC.ptrace(PTRACE_CONT, pid, None, sig)
     wall = (time.perf_counter_ns() - t0) / 1e6
-    return hwm, wall, os.waitstatus_to_exitcode(status)
+    return hwm, wall, os.waitstatus_to_exitcode(status), anon
 
 
 # --- statistics and tables ---------------------------------------------------
@@ -285,8 +289,9 @@ def micro(server, cmds, runs, rss_runs):
     note(f"peak RSS pass: {rss_runs} traced runs each")
     for _ in range(rss_runs):
         for k in keys:
-            hwm, _, code = peak_rss(cmds[k])
+            hwm, _, code, anon = peak_rss(cmds[k])
             results[k].setdefault("rss", []).append(hwm or 0)
+            results[k].setdefault("anon", []).append(anon or 0)
             results[k]["fail"] += code != 0
     return results, expected, logged
 
@@ -319,7 +324,7 @@ def large_files(server, workdir, sizes, static_bin):
             wall, cpu, code = timed(argv)
             got = wait_log(server, before, len(want))
             before = len(server.log_lines())
-            hwm, _, code2 = peak_rss(argv)
+            hwm, _, code2, anon = peak_rss(argv)
             got2 = wait_log(server, before, len(want))
             if code != 0 or code2 != 0 or got != want or got2 != want:
                 die(f"RESPMOD {size} bytes, {name}: exits {code}/{code2}, server logged {got} / {got2}, expected {want}")
@@ -330,7 +335,7 @@ def large_files(server, workdir, sizes, static_bin):
                     f"{wall:.0f} ms",
                     f"{size / MIB / (wall / 1000):.0f} MiB/s",
                     f"{cpu:.0f} ms",
-                    f"{hwm / KIB:.2f} MiB",
+                    f"{hwm / KIB:.2f} MiB ({anon} KiB)",
                     ", ".join(got),
                 ]
             )
@@ -549,6 +554,7 @@ def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
                 f"{pct(r['wall'], 90):.2f}",
                 f"{statistics.mean(r['cpu']):.2f}",
                 f"{max(r['rss']) / KIB:.2f}",
+                max(r["anon"]),
                 r["fail"],
             ]
         )
@@ -556,7 +562,7 @@ def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
     out.append(f"## One check, {runs} interleaved runs each (peak RSS: max of {rss_runs} traced runs)\n")
     out.append(
         table(
-            ["request", "contender", "wall median ms", "wall p90 ms", "CPU mean ms (user+sys)", "peak RSS MiB", "failures"],
+            ["request", "contender", "wall median ms", "wall p90 ms", "CPU mean ms (user+sys)", "peak RSS MiB", "of it private (anon) KiB", "failures"],
             rows,
         )
     )
@@ -573,7 +579,7 @@ def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
     out.append("## Large bodies: RESPMOD of a file, sent whole and echoed back whole (one timed run, one traced run)\n")
     big_rows = large_files(servers[0], workdir, sizes, static_bin)
     out.append(
-        table(["body", "contender", "wall", "throughput", "CPU", "peak RSS", "server logged"], big_rows)
+        table(["body", "contender", "wall", "throughput", "CPU", "peak RSS (private anon)", "server logged"], big_rows)
     )
     rss_256 = next((float(r[5].split()[0]) for r in big_rows if r[0] == "256 MiB" and r[1] == "icap-check"), None)
 
