@@ -15,7 +15,6 @@ import argparse
 import ctypes
 import os
 import random
-import re
 import shutil
 import signal
 import socket
