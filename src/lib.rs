@@ -58,11 +58,7 @@ where
         Err(e) if e.use_stderr() => {
             report::usage_error(&Failure::Usage(cli::one_line_error(&e)));
             // Even when the arguments do not parse, a Nagios plugin says UNKNOWN.
-            return if cli::asks_for_nagios(&args) {
-                ExitCode::from(3)
-            } else {
-                exit(ExitStatus::Usage)
-            };
+            return usage_code(cli::asks_for_nagios(&args));
         }
         Err(e) => {
             // --help, --version
@@ -73,12 +69,7 @@ where
     let format = typed.format.unwrap_or(Format::Human);
     let usage_exit = |failure: &Failure| {
         report::usage_error(failure);
-        // The monitoring-plugins convention: a plugin that cannot run is UNKNOWN.
-        if format == Format::Nagios {
-            ExitCode::from(3)
-        } else {
-            exit(ExitStatus::Usage)
-        }
+        usage_code(format == Format::Nagios)
     };
     if typed.check_config {
         let (text, status) = inspect::check_config(&typed, &args, env);
@@ -180,19 +171,19 @@ fn finish(outcomes: &[Outcome], format: Format, typed: &cli::Cli, elapsed: Durat
         // A pool read from haproxy.cfg is always a table: it names backend and server.
         (Format::Human, [o]) if typed.haproxy_cfg.is_none() => {
             o.context.emit(&o.verdict, o.observed.timings.total);
-            exit_status(outcomes).code()
+            output::worst(outcomes).code()
         }
         (Format::Human, _) => {
             let _ = write!(stdout, "{}", output::human(outcomes, elapsed));
-            exit_status(outcomes).code()
+            output::worst(outcomes).code()
         }
         (Format::Json, _) => {
             let _ = write!(stdout, "{}", output::json(outcomes));
-            exit_status(outcomes).code()
+            output::worst(outcomes).code()
         }
         (Format::Prometheus, _) => {
             let _ = write!(stdout, "{}", output::prometheus(outcomes));
-            exit_status(outcomes).code()
+            output::worst(outcomes).code()
         }
         (Format::Nagios, _) => {
             let thresholds = output::Thresholds {
@@ -207,10 +198,6 @@ fn finish(outcomes: &[Outcome], format: Format, typed: &cli::Cli, elapsed: Durat
     drop(stdout);
     send_to_syslog(outcomes);
     ExitCode::from(code)
-}
-
-fn exit_status(outcomes: &[Outcome]) -> ExitStatus {
-    output::worst(outcomes)
 }
 
 /// Failures only: a healthy check costs nothing here.
@@ -295,6 +282,16 @@ fn repeat(
     );
     send_to_syslog(&outcomes);
     exit(output::worst(&outcomes))
+}
+
+/// A usage error's exit code: 2, or UNKNOWN (3) for a Nagios plugin, which
+/// by the monitoring-plugins convention says so when it cannot run.
+fn usage_code(nagios: bool) -> ExitCode {
+    if nagios {
+        ExitCode::from(3)
+    } else {
+        exit(ExitStatus::Usage)
+    }
 }
 
 fn exit(status: ExitStatus) -> ExitCode {
