@@ -228,8 +228,8 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
-    match text.parse::<u16>() {
-        Ok(p) if p > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+    match crate::invocation::port_number(text) {
+        Some(p) if p > 0 => Ok(p),
         _ => Err(format!("invalid port '{text}'")),
     }
 }

@@ -37,14 +37,10 @@ pub fn check_config(
         Err(f) => return (failure_text(&f), ExitStatus::Usage),
     };
     let Some((path, source)) = located else {
-        let looked: Vec<String> = config::candidates(&argv0)
-            .iter()
-            .map(|(p, _)| p.display().to_string())
-            .collect();
         let _ = writeln!(
             out,
             "no config file (looked for {}); built-in defaults apply",
-            looked.join(", ")
+            looked_for(&argv0)
         );
         return (out, ExitStatus::Healthy);
     };
@@ -129,11 +125,11 @@ pub fn explain(
             );
         }
         None => {
-            let looked: Vec<String> = config::candidates(candidates_of)
-                .iter()
-                .map(|(p, _)| p.display().to_string())
-                .collect();
-            let _ = writeln!(out, "config:   none (looked for {})", looked.join(", "));
+            let _ = writeln!(
+                out,
+                "config:   none (looked for {})",
+                looked_for(candidates_of)
+            );
         }
     }
     let given = match applied {
@@ -214,6 +210,15 @@ fn describe(argv0: &OsString, given: impl Iterator<Item = OsString>) -> Result<S
     } else {
         parts.join(" ")
     })
+}
+
+/// The files a config lookup tries when none is named, in order.
+fn looked_for(argv0: &OsString) -> String {
+    let paths: Vec<String> = config::candidates(argv0)
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    paths.join(", ")
 }
 
 fn failure_text(f: &Failure) -> String {

@@ -140,7 +140,7 @@ fn parse_port(text: &str) -> Result<u16, Failure> {
 }
 
 /// Digits only: `str::parse` would also take a sign (`+80`).
-fn port_number(text: &str) -> Option<u16> {
+pub fn port_number(text: &str) -> Option<u16> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -126,13 +126,11 @@ fn single(settings: &mut settings::Settings, started: Instant) -> Outcome {
     let context = settings.context.clone();
     let syslog = settings.syslog.clone();
     deadline.start_watchdog(move || {
-        let failure = Err(Failure::Timeout(Phase::Check));
-        context.emit(&failure, deadline.elapsed());
-        if let (Some((target, facility)), Some(line)) =
-            (&syslog, context.line(&failure, deadline.elapsed()))
-        {
-            syslog::send(target, *facility, line.trim_start_matches("icap-check: "));
+        let failure = Failure::Timeout(Phase::Check);
+        if let Some((target, facility)) = &syslog {
+            syslog::send(target, *facility, &context.failure_text(&failure));
         }
+        context.emit(&Err(failure), deadline.elapsed());
     });
     check::execute(settings, started)
 }

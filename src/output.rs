@@ -349,17 +349,7 @@ pub fn prometheus(outcomes: &[Outcome]) -> String {
 
 /// A line for syslog or stderr about a failed outcome.
 pub fn failure_line(o: &Outcome) -> Option<String> {
-    let f = o.verdict.as_ref().err()?;
-    Some(format!(
-        "{}{} {}: {f} (exit {})",
-        o.context
-            .label()
-            .map(|l| format!("{l} "))
-            .unwrap_or_default(),
-        o.context.target,
-        o.context.probe,
-        f.exit_status().code()
-    ))
+    o.verdict.as_ref().err().map(|f| o.context.failure_text(f))
 }
 
 /// min/median/max of every phase over repeated runs, and the failures.

@@ -61,6 +61,18 @@ impl Context {
         }
     }
 
+    /// `backend/server target PROBE: reason (exit N)`: the failure as HAProxy's
+    /// stderr, syslog and the machine formats all report it.
+    pub fn failure_text(&self, f: &Failure) -> String {
+        format!(
+            "{}{} {}: {f} (exit {})",
+            self.label().map(|s| format!("{s} ")).unwrap_or_default(),
+            self.target,
+            self.probe,
+            f.exit_status().code()
+        )
+    }
+
     pub fn line(&self, verdict: &Verdict, elapsed: Duration) -> Option<String> {
         let ms = elapsed.as_secs_f64() * 1000.0;
         match (verdict, self.haproxy) {
@@ -69,13 +81,7 @@ impl Context {
                 "OK {} {} {summary} {ms:.1} ms",
                 self.target, self.probe
             )),
-            (Err(f), true) => Some(format!(
-                "icap-check: {}{} {}: {f} (exit {})",
-                self.label().map(|s| format!("{s} ")).unwrap_or_default(),
-                self.target,
-                self.probe,
-                f.exit_status().code()
-            )),
+            (Err(f), true) => Some(format!("icap-check: {}", self.failure_text(f))),
             (Err(f), false) => Some(format!(
                 "FAIL {} {}: {f} (exit {}) {ms:.1} ms",
                 self.target,
