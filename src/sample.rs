@@ -21,6 +21,8 @@ pub struct Sample {
     pub content_type: &'static str,
     /// What the report calls it: "embedded sample" or the path.
     pub name: String,
+    /// Read from memory (the embedded PDF): nothing can block it.
+    pub in_memory: bool,
     buf: Box<[u8]>,
     start: usize,
     end: usize,
@@ -34,6 +36,7 @@ impl Sample {
             EMBEDDED_PDF.len() as u64,
             "application/pdf",
             "embedded sample PDF".into(),
+            true,
         )
     }
 
@@ -74,6 +77,7 @@ impl Sample {
             meta.len(),
             content_type,
             path.display().to_string(),
+            false,
         ))
     }
 
@@ -82,12 +86,14 @@ impl Sample {
         len: u64,
         content_type: &'static str,
         name: String,
+        in_memory: bool,
     ) -> Sample {
         Sample {
             source,
             len,
             content_type,
             name,
+            in_memory,
             buf: vec![0; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK)).max(1)]
                 .into_boxed_slice(),
             start: 0,
