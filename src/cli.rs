@@ -347,6 +347,27 @@ fn parse_preview(text: &str) -> Result<Preview, String> {
     }
 }
 
+thread_local! {
+    /// The options' definition, built on first use and never dropped.
+    static COMMAND: std::cell::RefCell<Option<&'static mut clap::Command>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Parses arguments (argv[0] first) with the one definition of the options.
+///
+/// `Cli::try_parse_from` builds clap's definition of some 60 options on every
+/// call and drops it after: half of the instructions of a whole OPTIONS check.
+/// Here it is built once per process, reused by the second parse of a check
+/// that applies config sections, and left to the process's exit to free.
+pub fn parse(args: &[std::ffi::OsString]) -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    COMMAND.with_borrow_mut(|slot| {
+        let command = slot.get_or_insert_with(|| Box::leak(Box::new(Cli::command())));
+        let mut matches = command.try_get_matches_from_mut(args)?;
+        Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(command))
+    })
+}
+
 /// Whether raw arguments that clap rejected asked for `--format nagios`.
 pub fn asks_for_nagios(args: &[std::ffi::OsString]) -> bool {
     args.windows(2)

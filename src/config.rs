@@ -552,7 +552,6 @@ pub fn merge(
     backend: Option<String>,
     server: Option<String>,
 ) -> Result<(crate::cli::Cli, Option<Applied>), Failure> {
-    use clap::Parser;
     let Some(file) = file else {
         return Ok((typed.clone(), None));
     };
@@ -563,7 +562,7 @@ pub fn merge(
     merged.push(argv0.clone());
     merged.extend(layers.iter().flat_map(|s| s.entries.iter().map(Entry::arg)));
     merged.extend(args.iter().skip(1).cloned());
-    match crate::cli::Cli::try_parse_from(&merged) {
+    match crate::cli::parse(&merged) {
         Ok(cli) => Ok((
             cli,
             Some(Applied {
