@@ -392,13 +392,14 @@ def show_stat(sock_path):
     return [dict(zip(head, line.split(","))) for line in lines[1:] if line]
 
 
-def check_command(workdir, servers):
-    """How HAProxy runs icap-check: a config file beside the binary when the
-    binary supports one, else (footnoted) an exec wrapper adding --service."""
+def check_command(workdir, servers, static_bin):
+    """How HAProxy runs icap-check (the shipped static build when there is
+    one): a config file beside the binary when the binary supports one, else
+    (footnoted) an exec wrapper adding --service."""
     bindir = os.path.join(workdir, "scale-bin")
     os.makedirs(bindir, exist_ok=True)
     binary = os.path.join(bindir, "icap-check")
-    shutil.copy2(BIN, binary)
+    shutil.copy2(static_bin or BIN, binary)
     with open(binary + ".conf", "w") as f:
         f.write("defaults\n    service echo\n    timeout 800ms\n")
     probe = subprocess.run(
@@ -525,7 +526,7 @@ def main():
         if not a.scale_only:
             measure_checks(a, servers[0], runs, rss_runs, sizes, static_bin)
         if not a.no_scale:
-            scale(a, workdir, servers, scale_seconds)
+            scale(a, workdir, servers, scale_seconds, static_bin)
     finally:
         for s in servers:
             s.stop()
@@ -569,10 +570,6 @@ def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
 
     med = {k: statistics.median(r["wall"]) for k, r in results.items()}
     floor = med[("OPTIONS", "/bin/true")]
-    ratio = med[("OPTIONS", "icap-check")] / med[("OPTIONS", "c-icap-client")]
-    ratio_net = (med[("OPTIONS", "icap-check")] - floor) / (med[("OPTIONS", "c-icap-client")] - floor)
-    rss_opt = max(results[("OPTIONS", "icap-check")]["rss"]) / KIB
-    rss_resp = max(results[("RESPMOD", "icap-check")]["rss"]) / KIB
     size = os.path.getsize(BIN)
 
     out.append("## Large bodies: RESPMOD of a file, sent whole and echoed back whole (one timed run, one traced run)\n")
@@ -582,29 +579,43 @@ def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
     )
     rss_256 = next((float(r[5].split()[0]) for r in big_rows if r[0] == "256 MiB" and r[1] == "icap-check"), None)
 
-    targets = [
-        ["OPTIONS wall time vs c-icap-client", "<= 0.40x", f"{ratio:.2f}x (minus the /bin/true floor: {ratio_net:.2f}x)", verdict(ratio <= 0.40)],
-        ["peak RSS, OPTIONS", "<= 2.5 MiB", f"{rss_opt:.2f} MiB", verdict(rss_opt <= 2.5)],
-        ["peak RSS, RESPMOD embedded sample", "<= 2.5 MiB", f"{rss_resp:.2f} MiB", verdict(rss_resp <= 2.5)],
-    ]
+    # Judged on what packaging/build-deb ships (the static build) when it
+    # was built, and shown for the plain `cargo build --release` too.
+    targets = []
+    for who in ("icap-check static", "icap-check"):
+        if ("OPTIONS", who) not in med:
+            continue
+        label = f"{who} (shipped in the .deb)" if who.endswith("static") else f"{who} (cargo build --release)"
+        ratio = med[("OPTIONS", who)] / med[("OPTIONS", "c-icap-client")]
+        ratio_net = (med[("OPTIONS", who)] - floor) / (med[("OPTIONS", "c-icap-client")] - floor)
+        rss_opt = max(results[("OPTIONS", who)]["rss"]) / KIB
+        rss_resp = max(results[("RESPMOD", who)]["rss"]) / KIB
+        targets += [
+            [f"{label}: OPTIONS wall time vs c-icap-client", "<= 0.40x", f"{ratio:.2f}x (minus the /bin/true floor: {ratio_net:.2f}x)", verdict(ratio <= 0.40)],
+            [f"{label}: peak RSS, OPTIONS", "<= 2.5 MiB", f"{rss_opt:.2f} MiB", verdict(rss_opt <= 2.5)],
+            [f"{label}: peak RSS, RESPMOD embedded sample", "<= 2.5 MiB", f"{rss_resp:.2f} MiB", verdict(rss_resp <= 2.5)],
+        ]
+    floor_ratio = floor / med[("OPTIONS", "c-icap-client")]
+    rss_256 = next((float(r[5].split()[0]) for r in big_rows if r[0] == "256 MiB" and r[1] == "icap-check static"), rss_256)
     if rss_256 is not None:
         targets.append(["peak RSS, RESPMOD 256 MiB", "< 8 MiB", f"{rss_256:.2f} MiB", verdict(rss_256 < 8)])
     out.append("\n## Targets (issue 7)\n")
     out.append(table(["target", "goal", "measured", ""], targets))
+    out.append(f"\nThe fork+exec floor alone (/bin/true) is {floor_ratio:.2f}x of c-icap-client's wall time.")
     sizes_line = f"\nBinary size: {size} bytes ({size / KIB:.0f} KiB, release, stripped, dynamically linked)"
     if static_bin:
-        s = os.path.getsize(static_bin)
-        sizes_line += f"; static (crt-static): {s} bytes ({s / KIB:.0f} KiB)"
+        n = os.path.getsize(static_bin)
+        sizes_line += f"; static (packaging/build-static, shipped in the .deb): {n} bytes ({n / KIB:.0f} KiB)"
     out.append(sizes_line + ".\n")
     print("\n".join(out), flush=True)
 
 
-def scale(a, workdir, servers, scale_seconds):
+def scale(a, workdir, servers, scale_seconds, static_bin):
     """HAProxy with 500 servers, three kinds of check."""
     out = []
     for port in range(1345, 1349):
         servers.append(CIcap(workdir, port, threads=16))
-    command, how = check_command(workdir, servers)
+    command, how = check_command(workdir, servers, static_bin)
     modes = [("icap", command, how), ("true", TRUE, "/bin/true (fork+exec floor)"), ("tcp", None, "built-in `check` (TCP connect, no fork)")]
     rows = []
     footnote = "[1]" in how
