@@ -1,5 +1,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    icap_check::run(std::env::args_os(), &|name| std::env::var(name).ok())
+    ExitCode::from(icap_check::main(std::env::args_os().collect(), &|name| {
+        std::env::var(name).ok()
+    }))
 }

@@ -14,8 +14,7 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use clap_complete::Shell;
 use clap_mangen::roff::{bold, italic, roman, Roff};
-use icap_check::cli::Cli;
-use icap_check::verdict::ExitStatus;
+use icap_check::assets::{Cli, ExitStatus, SCHEMES};
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
@@ -76,14 +75,16 @@ fn tagged(roff: &mut Roff, tag: &str, text: &str) {
     roff.control("TP", []).text([bold(tag)]).text([roman(text)]);
 }
 
+/// TARGETS, from the same scheme table as `--help`.
 fn extra_sections() -> Roff {
     let mut roff = Roff::new();
     roff.control("SH", ["TARGETS"]);
-    tagged(
+    for scheme in SCHEMES {
+        tagged(&mut roff, scheme.form, &format!("{}.", scheme.about));
+    }
+    paragraph(
         &mut roff,
-        "icap://HOST[:PORT]/SERVICE ...",
-        "By hand, one or more: port 1344 by default; an IPv6 address in brackets, \
-         icap://[::1]:1344/echo. Prints one line per target on stdout: OK ... or FAIL ... \
+        "By hand, one or more URLs: one line per target on stdout, OK ... or FAIL ... \
          (see --format for others). With --haproxy-cfg, the targets are the servers of \
          haproxy.cfg's pools.",
     );
@@ -111,8 +112,11 @@ fn exit_status_section() -> Roff {
     }
     paragraph(
         &mut roff,
-        "With several targets, the worst code, from worst: 2, 3, 4, 6, 5, 1, 0. With --format \
-         nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage errors).",
+        &format!(
+            "With several targets, the worst code, from worst: {}. With --format \
+             nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (usage errors).",
+            ExitStatus::severity_text()
+        ),
     );
     paragraph(
         &mut roff,

@@ -1,0 +1,540 @@
+//! The config file: checks configured without arguments.
+//!
+//! HAProxy passes an external check no arguments of our choosing and clears
+//! its environment, so a check finds its settings from its own command path
+//! (`<argv0>.conf`), in sections that HAProxy's variables select. A key is a
+//! long option without its dashes; its value is checked by the same clap
+//! definition as the command line, so the two cannot drift apart.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::cli;
+use crate::outcome::Failure;
+use crate::text::{describe_io, escape};
+
+/// The system-wide file, looked at last.
+pub const SYSTEM_CONFIG: &str = "/etc/icap-check.conf";
+/// The environment variable naming a file (reaches a check only under
+/// HAProxy's `external-check preserve-env`).
+pub const CONFIG_ENV: &str = "ICAP_CHECK_CONFIG";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionKind {
+    Defaults,
+    Backend(String),
+    /// `server BACKEND/SERVER`
+    Server(String),
+}
+
+impl SectionKind {
+    /// The backend and server names the section is selected by.
+    pub fn names(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            SectionKind::Defaults => (None, None),
+            SectionKind::Backend(b) => (Some(b), None),
+            SectionKind::Server(name) => match name.split_once('/') {
+                Some((b, s)) => (Some(b), Some(s)),
+                None => (None, None),
+            },
+        }
+    }
+}
+
+impl fmt::Display for SectionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SectionKind::Defaults => f.write_str("defaults"),
+            SectionKind::Backend(name) => write!(f, "backend {name}"),
+            SectionKind::Server(name) => write!(f, "server {name}"),
+        }
+    }
+}
+
+/// One `key [value]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub line: usize,
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl Entry {
+    /// The entry as a command-line argument. `--key=value` keeps a value
+    /// that starts with a dash from being read as an option.
+    pub fn arg(&self) -> OsString {
+        match &self.value {
+            Some(v) => format!("--{}={v}", self.key).into(),
+            None => format!("--{}", self.key).into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub kind: SectionKind,
+    pub line: usize,
+    pub entries: Vec<Entry>,
+}
+
+/// How the file was found, for `--explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env,
+    CommandPath,
+    System,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Flag => "--config",
+            Source::Env => CONFIG_ENV,
+            Source::CommandPath => "the command's path + .conf",
+            Source::System => "the system file",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub source: Source,
+    pub sections: Vec<Section>,
+}
+
+impl ConfigFile {
+    /// The sections that apply to a check, in increasing precedence:
+    /// defaults, the backend's, the server's.
+    pub fn layers(&self, backend: Option<&str>, server: Option<&str>) -> Vec<&Section> {
+        let server_name = match (backend, server) {
+            (Some(b), Some(s)) => Some(format!("{b}/{s}")),
+            _ => None,
+        };
+        let mut layers: Vec<&Section> = Vec::with_capacity(3);
+        for wanted in 0..3 {
+            layers.extend(self.sections.iter().filter(|s| match (&s.kind, wanted) {
+                (SectionKind::Defaults, 0) => true,
+                (SectionKind::Backend(b), 1) => Some(b.as_str()) == backend,
+                (SectionKind::Server(n), 2) => server_name.as_deref() == Some(n.as_str()),
+                _ => false,
+            }));
+        }
+        layers
+    }
+
+    /// `FILE:LINE: why`, the form of every error about the file.
+    pub fn error_at(&self, line: usize, why: impl fmt::Display) -> Failure {
+        located(&self.path, line, why)
+    }
+}
+
+fn located(path: &Path, line: usize, why: impl fmt::Display) -> Failure {
+    Failure::Usage(format!("{}:{line}: {why}", path.display()))
+}
+
+/// Finds the file: `--config`, then the environment variable, then
+/// `<argv0>.conf`, then the system file. A file named explicitly must exist;
+/// the others are looked for. `Ok(None)`: no file, built-in defaults apply.
+pub fn locate(
+    flag: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    argv0: &OsStr,
+) -> Result<Option<(PathBuf, Source)>, Failure> {
+    if let Some(path) = flag {
+        return Ok(Some((path.to_path_buf(), Source::Flag)));
+    }
+    if let Some(path) = env(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return Ok(Some((PathBuf::from(path), Source::Env)));
+    }
+    for (candidate, source) in candidates(argv0) {
+        match std::fs::metadata(&candidate) {
+            Ok(_) => return Ok(Some((candidate, source))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(Failure::Usage(format!(
+                    "cannot read config {}: {}",
+                    candidate.display(),
+                    describe_io(&e)
+                )))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The files looked for without being named, in order.
+pub fn candidates(argv0: &OsStr) -> Vec<(PathBuf, Source)> {
+    let mut found = Vec::with_capacity(2);
+    // Only a command named by its path: `icap-check` found through PATH
+    // would otherwise read `icap-check.conf` from whatever directory it runs in.
+    if Path::new(argv0).components().count() > 1 {
+        let mut path = argv0.to_os_string();
+        path.push(".conf");
+        found.push((PathBuf::from(path), Source::CommandPath));
+    }
+    found.push((PathBuf::from(SYSTEM_CONFIG), Source::System));
+    found
+}
+
+/// Reads and parses the file at `path`.
+pub fn load(path: &Path, source: Source) -> Result<ConfigFile, Failure> {
+    let text = read_text_file(path, "config")?;
+    parse(&text, path, source)
+}
+
+/// Largest configuration file read (config file, haproxy.cfg).
+pub const MAX_FILE: u64 = 4 << 20;
+
+/// Reads a configuration file, bounded: it is read before the deadline
+/// starts, so a FIFO (whose open blocks until a writer comes) or a device
+/// such as /dev/zero must not hang or bloat the check.
+pub fn read_text_file(path: &Path, what: &str) -> Result<String, Failure> {
+    use std::io::Read;
+    let fail =
+        |why: String| Failure::Usage(format!("cannot read {what} {}: {why}", path.display()));
+    let meta = std::fs::metadata(path).map_err(|e| fail(describe_io(&e)))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| fail(describe_io(&e)))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(describe_io(&e)))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(fail(format!("larger than {} MiB", MAX_FILE >> 20)));
+    }
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))
+}
+
+/// Parses the structure of the file: sections and `key [value]` lines. The
+/// keys' values are checked later, by clap, for the sections in use.
+pub fn parse(text: &str, path: &Path, source: Source) -> Result<ConfigFile, Failure> {
+    let mut sections: Vec<Section> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let words = split_words(raw).map_err(|why| located(path, line, why))?;
+        let Some((first, rest)) = words.split_first() else {
+            continue;
+        };
+        let kind = match first.as_str() {
+            "defaults" => match rest {
+                [] => Some(SectionKind::Defaults),
+                _ => return Err(located(path, line, "'defaults' takes no name")),
+            },
+            "backend" => match rest {
+                [name] if valid_name(name) => Some(SectionKind::Backend(name.clone())),
+                _ => return Err(located(path, line, "expected 'backend NAME'")),
+            },
+            "server" => match rest {
+                [name]
+                    if name
+                        .split_once('/')
+                        .is_some_and(|(b, s)| valid_name(b) && valid_name(s)) =>
+                {
+                    Some(SectionKind::Server(name.clone()))
+                }
+                _ => return Err(located(path, line, "expected 'server BACKEND/SERVER'")),
+            },
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            if let Some(first) = sections.iter().find(|s| s.kind == kind) {
+                return Err(located(
+                    path,
+                    line,
+                    format!("section '{kind}' already defined at line {}", first.line),
+                ));
+            }
+            sections.push(Section {
+                kind,
+                line,
+                entries: Vec::new(),
+            });
+            continue;
+        }
+        let key = first.clone();
+        if key.starts_with('-') {
+            return Err(located(
+                path,
+                line,
+                format!(
+                    "'{key}': write keys without dashes ('{}')",
+                    key.trim_start_matches('-')
+                ),
+            ));
+        }
+        if cli::in_file(&key) == Some(false) {
+            return Err(located(
+                path,
+                line,
+                format!("'{key}' cannot be set in the config file"),
+            ));
+        }
+        let Some(section) = sections.last_mut() else {
+            return Err(located(
+                path,
+                line,
+                format!("'{key}' outside a section: start with 'defaults', 'backend NAME' or 'server BACKEND/SERVER'"),
+            ));
+        };
+        section.entries.push(Entry {
+            line,
+            key,
+            value: (!rest.is_empty()).then(|| rest.join(" ")),
+        });
+    }
+    Ok(ConfigFile {
+        path: path.to_path_buf(),
+        source,
+        sections,
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && !name.chars().any(char::is_control)
+}
+
+/// Splits a line into words the way HAProxy's configuration does: spaces
+/// separate, `"..."` and `'...'` quote, and a word starting with `#` begins
+/// a comment. In double quotes `\"` and `\\` escape; other backslashes stay
+/// (so `\r\n` reaches options that read escapes themselves).
+pub fn split_words(line: &str) -> Result<Vec<String>, &'static str> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let Some(&c) = chars.peek() else {
+            return Ok(words);
+        };
+        if c == '#' {
+            return Ok(words);
+        }
+        let mut word = String::new();
+        while let Some(&c) = chars.peek() {
+            if c.is_whitespace() {
+                break;
+            }
+            chars.next();
+            match c {
+                '"' => loop {
+                    match chars.next() {
+                        None => return Err("unterminated double quote"),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(e @ ('"' | '\\')) => word.push(e),
+                            Some(other) => {
+                                word.push('\\');
+                                word.push(other);
+                            }
+                            None => return Err("unterminated double quote"),
+                        },
+                        Some(other) => word.push(other),
+                    }
+                },
+                '\'' => loop {
+                    match chars.next() {
+                        None => return Err("unterminated single quote"),
+                        Some('\'') => break,
+                        Some(other) => word.push(other),
+                    }
+                },
+                other => word.push(other),
+            }
+        }
+        words.push(word);
+    }
+}
+
+/// What the config file contributed to a check, for `--explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub path: PathBuf,
+    pub source: Source,
+    /// The sections applied, with their lines, in increasing precedence.
+    pub sections: Vec<(SectionKind, usize)>,
+    pub backend: Option<String>,
+    pub server: Option<String>,
+}
+
+/// Checks one entry with the command line's own definition: a known key,
+/// a value where one is needed, and a value the option accepts.
+pub fn validate(file: &ConfigFile, entry: &Entry) -> Result<(), Failure> {
+    let Some(option) = cli::option(&entry.key) else {
+        return Err(file.error_at(entry.line, format!("unknown key '{}'", escape(&entry.key))));
+    };
+    let needs_value = option.takes_value && !option.value_optional;
+    match (&entry.value, needs_value, option.takes_value) {
+        (None, true, _) => {
+            return Err(file.error_at(entry.line, format!("'{}' needs a value", entry.key)))
+        }
+        (Some(_), _, false) => {
+            return Err(file.error_at(
+                entry.line,
+                format!("'{}' is a flag and takes no value", entry.key),
+            ))
+        }
+        _ => {}
+    }
+    match cli::parse(&[OsString::from("icap-check"), entry.arg()]) {
+        Ok(_) => Ok(()),
+        // `client-cert` needs `client-key`: another line may give it.
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => Ok(()),
+        Err(e) => Err(file.error_at(entry.line, cli::error_reason(&e))),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn parsed(text: &str) -> Result<ConfigFile, Failure> {
+        parse(text, Path::new("/etc/x.conf"), Source::Flag)
+    }
+
+    const EXAMPLE: &str = "\
+# comment
+defaults
+    timeout 1500ms
+backend icap_pool
+    service gw_rebuild   # trailing comment
+    method respmod
+    file /var/lib/haproxy/test.pdf
+server icap_pool/icap01
+    timeout 5s
+backend other
+    service echo
+";
+
+    #[test]
+    fn parses_the_documented_example() {
+        let c = parsed(EXAMPLE).unwrap();
+        assert_eq!(c.sections.len(), 4);
+        assert_eq!(c.sections[1].kind, SectionKind::Backend("icap_pool".into()));
+        assert_eq!(
+            c.sections[1].entries[0],
+            Entry {
+                line: 5,
+                key: "service".into(),
+                value: Some("gw_rebuild".into())
+            }
+        );
+        assert_eq!(
+            c.sections[1].entries[2].arg(),
+            OsString::from("--file=/var/lib/haproxy/test.pdf")
+        );
+    }
+
+    #[test]
+    fn layers_in_precedence_order() {
+        let c = parsed(EXAMPLE).unwrap();
+        let names = |b, s| {
+            c.layers(b, s)
+                .iter()
+                .map(|s| s.kind.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(Some("icap_pool"), Some("icap01")),
+            ["defaults", "backend icap_pool", "server icap_pool/icap01"]
+        );
+        assert_eq!(
+            names(Some("icap_pool"), Some("icap02")),
+            ["defaults", "backend icap_pool"]
+        );
+        assert_eq!(names(Some("other"), None), ["defaults", "backend other"]);
+        assert_eq!(names(None, Some("icap01")), ["defaults"]);
+        // Order in the file does not matter.
+        let c = parsed("server b/s\n timeout 1s\nbackend b\n timeout 2s\ndefaults\n timeout 3s\n")
+            .unwrap();
+        let layers: Vec<_> = c
+            .layers(Some("b"), Some("s"))
+            .iter()
+            .map(|s| s.line)
+            .collect();
+        assert_eq!(layers, [5, 3, 1]);
+    }
+
+    #[test]
+    fn words_quotes_and_comments() {
+        assert_eq!(split_words("  a b\tc  ").unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            split_words("header \"X-A: b c\" # x").unwrap(),
+            ["header", "X-A: b c"]
+        );
+        assert_eq!(
+            split_words(r#"send "PING\r\n \"q\"""#).unwrap(),
+            ["send", r#"PING\r\n "q""#]
+        );
+        assert_eq!(split_words("a 'it''s' b#c").unwrap(), ["a", "its", "b#c"]);
+        assert_eq!(split_words("# all comment").unwrap(), Vec::<String>::new());
+        assert!(split_words("a \"open").is_err());
+        assert!(split_words("a 'open").is_err());
+    }
+
+    #[test]
+    fn structural_errors_name_file_and_line() {
+        let cases = [
+            ("timeout 1s\n", 1, "outside a section"),
+            ("defaults\n  --timeout 1s\n", 2, "without dashes"),
+            ("defaults x\n", 1, "takes no name"),
+            ("backend\n", 1, "expected 'backend NAME'"),
+            ("backend a b\n", 1, "expected 'backend NAME'"),
+            ("server nobackend\n", 1, "expected 'server BACKEND/SERVER'"),
+            ("server a/\n", 1, "expected 'server BACKEND/SERVER'"),
+            ("backend a\nbackend a\n", 2, "already defined at line 1"),
+            (
+                "defaults\n config /x\n",
+                2,
+                "cannot be set in the config file",
+            ),
+            ("defaults\n help\n", 2, "cannot be set"),
+            ("defaults\n service \"echo\n", 2, "unterminated"),
+        ];
+        for (text, line, why) in cases {
+            match parsed(text) {
+                Err(Failure::Usage(msg)) => {
+                    assert!(msg.starts_with(&format!("/etc/x.conf:{line}: ")), "{msg}");
+                    assert!(msg.contains(why), "{text:?}: {msg}");
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_small_regular_files_are_read() {
+        for (path, why) in [
+            ("/dev/zero", "not a regular file"),
+            ("/nonexistent/x.conf", "no such file"),
+            ("/", "not a regular file"),
+        ] {
+            match read_text_file(Path::new(path), "config") {
+                Err(Failure::Usage(msg)) => assert!(msg.contains(why), "{msg}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_candidates() {
+        let c = candidates(OsStr::new("/var/lib/haproxy/icap-check"));
+        assert_eq!(c[0].0, PathBuf::from("/var/lib/haproxy/icap-check.conf"));
+        assert_eq!(c[1].0, PathBuf::from(SYSTEM_CONFIG));
+        // Found through PATH: no file relative to the working directory.
+        assert_eq!(candidates(OsStr::new("icap-check")).len(), 1);
+        let env = |k: &str| (k == CONFIG_ENV).then(|| "/from/env.conf".to_string());
+        let found = locate(None, &env, OsStr::new("/x/icap-check")).unwrap();
+        assert_eq!(found, Some((PathBuf::from("/from/env.conf"), Source::Env)));
+        let found = locate(
+            Some(Path::new("/flag.conf")),
+            &env,
+            OsStr::new("/x/icap-check"),
+        )
+        .unwrap();
+        assert_eq!(found, Some((PathBuf::from("/flag.conf"), Source::Flag)));
+    }
+}

@@ -1,0 +1,414 @@
+//! Reading the servers of a pool from haproxy.cfg, so one command checks a
+//! whole pool the way HAProxy would (`--haproxy-cfg`).
+//!
+//! Only what a check needs is read: `backend`/`listen` sections, whether
+//! they run `option external-check`, their `server` and `default-server`
+//! lines, and `defaults` sections, which HAProxy applies to the proxies that
+//! follow them. Everything else is skipped.
+
+use std::path::{Path, PathBuf};
+
+use super::config_file::split_words;
+use crate::outcome::Failure;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAddress {
+    /// An IP address or a host name, resolved when checked.
+    Host(String),
+    Unix(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub name: String,
+    pub line: usize,
+    pub address: ServerAddress,
+    /// The traffic port; absent on `unix@` servers and on servers without one.
+    pub port: Option<u16>,
+    /// `port N`: the port HAProxy checks instead of the traffic port.
+    pub check_port: Option<u16>,
+    /// `addr A`: the address HAProxy checks instead of the server's.
+    pub check_addr: Option<String>,
+    /// `ssl` or `check-ssl`.
+    pub ssl: bool,
+    pub disabled: bool,
+}
+
+impl Server {
+    /// Address and port a check connects to, in HAProxy's argv form.
+    pub fn check_target(&self) -> (String, String) {
+        let addr = match (&self.check_addr, &self.address) {
+            (Some(a), _) => a.clone(),
+            (None, ServerAddress::Host(h)) => h.clone(),
+            (None, ServerAddress::Unix(p)) => p.display().to_string(),
+        };
+        let port = match (self.check_port, self.port, &self.address) {
+            (Some(p), _, _) | (None, Some(p), _) => p.to_string(),
+            (None, None, ServerAddress::Unix(_)) => "NOT_USED".to_string(),
+            (None, None, ServerAddress::Host(_)) => "0".to_string(),
+        };
+        (addr, port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    pub name: String,
+    pub line: usize,
+    pub external_check: bool,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyConfig {
+    pub path: PathBuf,
+    pub backends: Vec<Backend>,
+}
+
+impl HaproxyConfig {
+    /// The backends named, or by default every one with `option external-check`.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Backend>, Failure> {
+        if names.is_empty() {
+            return Ok(self.backends.iter().filter(|b| b.external_check).collect());
+        }
+        names
+            .iter()
+            .map(|n| {
+                self.backends.iter().find(|b| &b.name == n).ok_or_else(|| {
+                    Failure::Usage(format!("{}: no backend '{n}'", self.path.display()))
+                })
+            })
+            .collect()
+    }
+}
+
+pub fn load(path: &Path) -> Result<HaproxyConfig, Failure> {
+    let text = super::config_file::read_text_file(path, "haproxy.cfg")?;
+    parse(&text, path)
+}
+
+/// Settings a `defaults` section passes to the proxies after it.
+#[derive(Debug, Clone, Default)]
+struct Inherited {
+    external_check: bool,
+    default_server: Vec<String>,
+}
+
+pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
+    let at = |line: usize, why: String| Failure::Usage(format!("{}:{line}: {why}", path.display()));
+    let mut defaults = Inherited::default();
+    let mut backends: Vec<Backend> = Vec::new();
+    // The section being read: None outside proxies we care about.
+    enum Current {
+        Defaults,
+        Proxy(Inherited),
+        Other,
+    }
+    let mut current = Current::Other;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let words = split_words(raw).map_err(|why| at(line, why.to_string()))?;
+        let Some(keyword) = words.first().map(String::as_str) else {
+            continue;
+        };
+        match keyword {
+            "defaults" => {
+                // A new defaults section starts from scratch (HAProxy resets them).
+                defaults = Inherited::default();
+                current = Current::Defaults;
+                continue;
+            }
+            "backend" | "listen" => {
+                let name = words
+                    .get(1)
+                    .ok_or_else(|| at(line, format!("'{keyword}' without a name")))?;
+                backends.push(Backend {
+                    name: name.clone(),
+                    line,
+                    external_check: defaults.external_check,
+                    servers: Vec::new(),
+                });
+                current = Current::Proxy(defaults.clone());
+                continue;
+            }
+            "global" | "frontend" | "peers" | "resolvers" | "userlist" | "mailers" | "program"
+            | "http-errors" | "ring" | "cache" | "crt-store" | "traces" | "log-forward" => {
+                current = Current::Other;
+                continue;
+            }
+            _ => {}
+        }
+        let (option, negated) = match (
+            words.first().map(String::as_str),
+            words.get(1).map(String::as_str),
+        ) {
+            (Some("no"), Some("option")) => (words.get(2).map(String::as_str), true),
+            (Some("option"), _) => (words.get(1).map(String::as_str), false),
+            _ => (None, false),
+        };
+        match &mut current {
+            Current::Defaults => {
+                if option == Some("external-check") {
+                    defaults.external_check = !negated;
+                } else if keyword == "default-server" {
+                    defaults.default_server.extend(words[1..].iter().cloned());
+                }
+            }
+            Current::Proxy(inherited) => {
+                let Some(backend) = backends.last_mut() else {
+                    continue;
+                };
+                if option == Some("external-check") {
+                    backend.external_check = !negated;
+                } else if keyword == "default-server" {
+                    inherited.default_server.extend(words[1..].iter().cloned());
+                } else if keyword == "server" {
+                    let server = parse_server(&words, &inherited.default_server)
+                        .map_err(|why| at(line, why))?;
+                    backend.servers.push(Server { line, ..server });
+                } else if keyword == "server-template" {
+                    log::warn!(
+                        "{}:{line}: server-template is not read; its servers are not checked",
+                        path.display()
+                    );
+                }
+            }
+            Current::Other => {}
+        }
+    }
+    Ok(HaproxyConfig {
+        path: path.to_path_buf(),
+        backends,
+    })
+}
+
+/// `server NAME ADDRESS[:PORT] [PARAMS...]`, after the `default-server` params.
+fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String> {
+    let name = words.get(1).ok_or("'server' without a name")?;
+    let address = words
+        .get(2)
+        .ok_or_else(|| format!("server '{name}' without an address"))?;
+    let (address, port) =
+        parse_address(address).map_err(|why| format!("server '{name}': {why}"))?;
+    let mut server = Server {
+        name: name.clone(),
+        line: 0,
+        address,
+        port,
+        check_port: None,
+        check_addr: None,
+        ssl: false,
+        disabled: false,
+    };
+    let params: Vec<&String> = defaults.iter().chain(&words[3..]).collect();
+    let mut i = 0;
+    while i < params.len() {
+        let value = params.get(i + 1).map(|s| s.as_str());
+        match params[i].as_str() {
+            "port" => {
+                let v = value.ok_or_else(|| format!("server '{name}': 'port' without a value"))?;
+                server.check_port =
+                    Some(parse_port(v).map_err(|why| format!("server '{name}': {why}"))?);
+                i += 1;
+            }
+            "addr" => {
+                let v = value.ok_or_else(|| format!("server '{name}': 'addr' without a value"))?;
+                server.check_addr = Some(v.to_string());
+                i += 1;
+            }
+            "ssl" | "check-ssl" => server.ssl = true,
+            "no-ssl" | "no-check-ssl" => server.ssl = false,
+            "disabled" => server.disabled = true,
+            "enabled" => server.disabled = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(server)
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    match super::target::port_number(text) {
+        Some(p) if p > 0 => Ok(p),
+        _ => Err(format!("invalid port '{text}'")),
+    }
+}
+
+/// HAProxy's address forms: `1.2.3.4:80`, `host:80`, `[::1]:80`, `::1:80`
+/// (as in HAProxy, the last colon always separates the port), `ipv4@`/`ipv6@`
+/// prefixes, `unix@/path` or a bare path, and names or IPv4 without a port.
+fn parse_address(text: &str) -> Result<(ServerAddress, Option<u16>), String> {
+    if let Some(path) = text.strip_prefix("unix@") {
+        return Ok((ServerAddress::Unix(PathBuf::from(path)), None));
+    }
+    if text.starts_with('/') {
+        return Ok((ServerAddress::Unix(PathBuf::from(text)), None));
+    }
+    if text.contains('$') {
+        return Err(format!(
+            "address '{text}' uses an environment variable, which is not read"
+        ));
+    }
+    let bare = text
+        .strip_prefix("ipv4@")
+        .or_else(|| text.strip_prefix("ipv6@"))
+        .unwrap_or(text);
+    if let Some(rest) = bare.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("unclosed '[' in '{text}'"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(parse_port(p)?),
+            None if after.is_empty() => None,
+            None => return Err(format!("junk after ']' in '{text}'")),
+        };
+        return Ok((ServerAddress::Host(host.to_string()), port));
+    }
+    match bare.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => {
+            if port.contains(['-', '+']) {
+                return Err(format!("port ranges and offsets are not read ('{text}')"));
+            }
+            let port = if port.is_empty() {
+                None
+            } else {
+                Some(parse_port(port)?)
+            };
+            Ok((ServerAddress::Host(host.to_string()), port))
+        }
+        Some(_) => Err(format!("invalid address '{text}'")),
+        None if bare.is_empty() => Err("empty address".into()),
+        None => Ok((ServerAddress::Host(bare.to_string()), None)),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    const CFG: &str = "\
+global
+    external-check
+    insecure-fork-wanted
+defaults
+    mode tcp
+    option external-check
+    default-server inter 2s fall 3
+frontend fe
+    bind :80
+    default_backend icap_pool
+backend icap_pool
+    external-check command /usr/local/bin/icap-check
+    server icap01 10.0.0.5:1344 check inter 5s
+    server icap02 10.0.0.6 check port 11344 ssl
+    server icap03 [::1]:1344 check
+    server icap04 ::1:1345 check addr 127.0.0.2
+    server icap05 unix@/run/c-icap.sock check
+    server icap06 icap.example.com:1344 check disabled
+    server icap07 ipv4@127.0.0.1:1344 check
+defaults
+    mode http
+backend web
+    default-server port 8080
+    server web1 127.0.0.1:80 check
+listen both
+    option external-check
+    server l1 /run/l.sock
+";
+
+    fn parsed() -> HaproxyConfig {
+        parse(CFG, Path::new("/etc/haproxy/haproxy.cfg")).unwrap()
+    }
+
+    #[test]
+    fn backends_and_inheritance() {
+        let c = parsed();
+        let names: Vec<_> = c
+            .backends
+            .iter()
+            .map(|b| (b.name.as_str(), b.external_check))
+            .collect();
+        assert_eq!(names, [("icap_pool", true), ("web", false), ("both", true)]);
+        let selected: Vec<_> = c
+            .select(&[])
+            .unwrap()
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
+        assert_eq!(selected, ["icap_pool", "both"]);
+        assert!(c.select(&["nope".into()]).is_err());
+        assert_eq!(
+            c.select(&["web".into()]).unwrap()[0].servers[0].check_port,
+            Some(8080)
+        );
+    }
+
+    #[test]
+    fn every_server_line_form() {
+        let c = parsed();
+        let s = &c.backends[0].servers;
+        let targets: Vec<_> = s.iter().map(Server::check_target).collect();
+        let expect = |a: &str, p: &str| (a.to_string(), p.to_string());
+        assert_eq!(targets[0], expect("10.0.0.5", "1344"));
+        assert_eq!(targets[1], expect("10.0.0.6", "11344"));
+        assert!(s[1].ssl && !s[0].ssl);
+        assert_eq!(targets[2], expect("::1", "1344"));
+        assert_eq!(targets[3], expect("127.0.0.2", "1345"));
+        assert_eq!(targets[4], expect("/run/c-icap.sock", "NOT_USED"));
+        assert!(s[5].disabled);
+        assert_eq!(targets[5], expect("icap.example.com", "1344"));
+        assert_eq!(targets[6], expect("127.0.0.1", "1344"));
+        assert_eq!(s[0].line, 13);
+        assert_eq!(
+            c.backends[2].servers[0].check_target(),
+            expect("/run/l.sock", "NOT_USED")
+        );
+    }
+
+    #[test]
+    fn bad_lines_name_file_and_line() {
+        let cases = [
+            ("backend b\n server\n", 2, "without a name"),
+            ("backend b\n server s1\n", 2, "without an address"),
+            ("backend b\n server s1 10.0.0.1:99999\n", 2, "invalid port"),
+            (
+                "backend b\n server s1 10.0.0.1:1344 port x\n",
+                2,
+                "invalid port 'x'",
+            ),
+            (
+                "backend b\n server s1 10.0.0.1:1344 port\n",
+                2,
+                "'port' without a value",
+            ),
+            ("backend b\n server s1 10.0.0.1:1000-1010\n", 2, "ranges"),
+            (
+                "backend b\n server s1 ${ADDR}:80\n",
+                2,
+                "environment variable",
+            ),
+            ("backend b\n server s1 [::1:80\n", 2, "unclosed"),
+            ("backend\n", 1, "without a name"),
+            ("backend b\n server s1 \"10.0.0.1\n", 2, "unterminated"),
+        ];
+        for (text, line, why) in cases {
+            match parse(text, Path::new("h.cfg")) {
+                Err(Failure::Usage(msg)) => {
+                    assert!(msg.starts_with(&format!("h.cfg:{line}: ")), "{msg}");
+                    assert!(msg.contains(why), "{text:?}: {msg}");
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn no_option_external_check_overrides_defaults() {
+        let c = parse(
+            "defaults\n option external-check\nbackend a\n no option external-check\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert!(!c.backends[0].external_check);
+    }
+}

@@ -1,0 +1,364 @@
+//! The arguments stage: argv and the environment go in once; typed, merged
+//! options for every target come out, and nothing later sees argv.
+//!
+//! The command line ([`cli`]), the config file's sections merged under it
+//! ([`config_file`]), the targets it names ([`target`]: HAProxy's four
+//! arguments or URLs) or a pool read from haproxy.cfg ([`haproxy_cfg`]), in
+//! HAProxy's time format ([`time`]).
+
+pub mod cli;
+pub mod config_file;
+pub mod haproxy_cfg;
+pub mod target;
+pub mod time;
+
+use std::ffi::OsString;
+
+use self::cli::Cli;
+use self::config_file::{Applied, ConfigFile, Entry};
+use self::target::Target;
+use crate::outcome::Failure;
+use crate::report::Format;
+
+/// What the command line asks for.
+pub enum Gathered {
+    /// `--help` or `--version`: the text to print, and exit 0.
+    Help(String),
+    /// `--check-config`: its report, and whether the file is valid.
+    CheckConfig {
+        text: String,
+        valid: bool,
+    },
+    Run(Box<Arguments>),
+}
+
+/// A usage error before any target: its line, and whether the run asked
+/// for Nagios output (whose usage errors exit 3, UNKNOWN).
+#[derive(Debug)]
+pub struct UsageError {
+    pub failure: Failure,
+    pub nagios: bool,
+}
+
+/// The arguments of a run.
+pub struct Arguments {
+    /// The command line as typed: the run's own options come from here.
+    pub cli: Cli,
+    pub targets: Vec<TargetArgs>,
+    /// The targets are the servers of a pool read from haproxy.cfg.
+    pub pool: bool,
+    /// Where a config file was looked for, for `--explain` when none was
+    /// found (only then).
+    pub looked_for: String,
+}
+
+/// One target and its options.
+pub struct TargetArgs {
+    /// `backend` and `server` names, and the target as text, for a target
+    /// whose arguments are wrong (its failure is reported with the others).
+    pub backend: Option<String>,
+    pub server: Option<String>,
+    pub shown: String,
+    pub prepared: Result<Prepared, Failure>,
+}
+
+/// A target whose arguments are all valid.
+pub struct Prepared {
+    pub target: Target,
+    /// The command line over the config file's sections for this target.
+    pub options: Cli,
+    /// The ids of the options typed on the command line (options from a
+    /// config file may be meant for other sections, and are not mistakes).
+    pub typed: Vec<String>,
+    /// What the config file gave, for `--explain`.
+    pub applied: Option<Applied>,
+    /// The effective settings as `key=value ...`, for `--explain`.
+    pub described: Option<String>,
+}
+
+impl Arguments {
+    pub fn format(&self) -> Format {
+        self.cli.run.format.unwrap_or(Format::Human)
+    }
+}
+
+/// Reads the command line and the environment.
+pub fn gather(
+    argv: Vec<OsString>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Gathered, UsageError> {
+    let (typed, given) = match cli::parse_typed(&argv) {
+        Ok(parsed) => parsed,
+        Err(e) if e.use_stderr() => {
+            return Err(UsageError {
+                failure: Failure::Usage(cli::one_line_error(&e)),
+                nagios: cli::asks_for_nagios(&argv),
+            })
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            return Ok(Gathered::Help(cli::help()))
+        }
+        // --version
+        Err(e) => return Ok(Gathered::Help(e.render().to_string())),
+    };
+    let nagios = typed.run.format == Some(Format::Nagios);
+    let usage = |failure| UsageError { failure, nagios };
+    let argv0 = argv.first().cloned().unwrap_or_default();
+    if typed.config.check_config {
+        let (text, valid) = check_config(&typed, &argv0, env);
+        return Ok(Gathered::CheckConfig { text, valid });
+    }
+    let file = match config_file::locate(typed.config.config.as_deref(), env, &argv0) {
+        Ok(Some((path, source))) => Some(config_file::load(&path, source).map_err(usage)?),
+        Ok(None) => None,
+        Err(f) => return Err(usage(f)),
+    };
+    let merging = Merging {
+        file: file.as_ref(),
+        argv: &argv,
+        cli: &typed,
+        typed: &given,
+        explain: typed.config.explain,
+    };
+    let (targets, pool) = match &typed.run.haproxy_cfg {
+        Some(path) => {
+            if !typed.targets.is_empty() {
+                return Err(usage(Failure::Usage(
+                    "--haproxy-cfg reads the targets from the file: give no targets".into(),
+                )));
+            }
+            (pool(&typed, path, &merging).map_err(usage)?, true)
+        }
+        None => (named(&typed, env, &merging).map_err(usage)?, false),
+    };
+    let typed_explain = typed.config.explain;
+    Ok(Gathered::Run(Box::new(Arguments {
+        cli: typed,
+        targets,
+        pool,
+        looked_for: match typed_explain {
+            true => looked_for(&argv0),
+            false => String::new(),
+        },
+    })))
+}
+
+/// What merging a target's options needs.
+struct Merging<'a> {
+    file: Option<&'a ConfigFile>,
+    argv: &'a [OsString],
+    /// What argv parsed to.
+    cli: &'a Cli,
+    typed: &'a [String],
+    explain: bool,
+}
+
+impl Merging<'_> {
+    /// The command line over the sections of the file for `backend` and
+    /// `server`: the sections' lines go to clap first, then the command
+    /// line, and the last occurrence of an option wins.
+    fn merge(
+        &self,
+        target: impl FnOnce() -> Result<Target, Failure>,
+        backend: Option<String>,
+        server: Option<String>,
+    ) -> Result<Prepared, Failure> {
+        let argv0 = self.argv.first().cloned().unwrap_or_default();
+        let layers = self
+            .file
+            .map(|f| f.layers(backend.as_deref(), server.as_deref()))
+            .unwrap_or_default();
+        let mut merged = Vec::with_capacity(self.argv.len() + 8);
+        merged.push(argv0);
+        merged.extend(layers.iter().flat_map(|s| s.entries.iter().map(Entry::arg)));
+        merged.extend(self.argv.iter().skip(1).cloned());
+        let from_file = layers.iter().any(|s| !s.entries.is_empty());
+        let options = match from_file.then(|| cli::parse(&merged)) {
+            // Nothing from the file: the command line as already parsed.
+            None => self.cli.clone(),
+            Some(Ok(cli)) => cli,
+            Some(Err(e)) => {
+                // Only on failure is each line checked alone, to name the one at fault.
+                if let Some(file) = self.file {
+                    for entry in layers.iter().flat_map(|s| &s.entries) {
+                        config_file::validate(file, entry)?;
+                    }
+                    return Err(Failure::Usage(format!(
+                        "{}: {}",
+                        file.path.display(),
+                        cli::error_reason(&e)
+                    )));
+                }
+                return Err(Failure::Usage(cli::one_line_error(&e)));
+            }
+        };
+        let applied = self.file.map(|file| Applied {
+            path: file.path.clone(),
+            source: file.source,
+            sections: layers.iter().map(|s| (s.kind.clone(), s.line)).collect(),
+            backend,
+            server,
+        });
+        let described = match self.explain {
+            true => Some(cli::describe(&merged[1..])?),
+            false => None,
+        };
+        Ok(Prepared {
+            target: target()?,
+            options,
+            typed: self.typed.to_vec(),
+            applied,
+            described,
+        })
+    }
+}
+
+/// HAProxy's four arguments, or one or more URLs. Any error is the run's.
+fn named(
+    typed: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+    merging: &Merging<'_>,
+) -> Result<Vec<TargetArgs>, Failure> {
+    let urls = typed.targets.iter().any(|t| t.contains("://"));
+    let sets: Vec<&[String]> = if urls && typed.targets.len() > 1 {
+        typed.targets.chunks(1).collect()
+    } else {
+        vec![&typed.targets[..]]
+    };
+    // By hand the sections are those of --backend/--server, else HAProxy's variables.
+    let named =
+        |flag: Option<String>, var: &str| flag.or_else(|| env(var).filter(|v| !v.is_empty()));
+    let backend = named(typed.config.backend.last().cloned(), "HAPROXY_PROXY_NAME");
+    let server = named(typed.config.server.clone(), "HAPROXY_SERVER_NAME");
+    sets.into_iter()
+        .map(|args| {
+            let shown = args.join(" ");
+            let prepared =
+                merging.merge(|| target::parse(args, env), backend.clone(), server.clone())?;
+            Ok(TargetArgs {
+                backend: prepared.target.backend.clone(),
+                server: prepared.target.server.clone(),
+                shown,
+                prepared: Ok(prepared),
+            })
+        })
+        .collect()
+}
+
+/// Every enabled server of the selected backends. A server whose settings
+/// are wrong fails alone (exit 2 in its outcome); the pool is still checked.
+fn pool(
+    typed: &Cli,
+    path: &std::path::Path,
+    merging: &Merging<'_>,
+) -> Result<Vec<TargetArgs>, Failure> {
+    let cfg = haproxy_cfg::load(path)?;
+    let backends = cfg.select(&typed.config.backend)?;
+    let mut targets = Vec::new();
+    for backend in backends {
+        for server in backend.servers.iter().filter(|s| !s.disabled) {
+            let (addr, port) = server.check_target();
+            let (addr, port) = (addr.as_str(), port.as_str());
+            let names = (Some(backend.name.clone()), Some(server.name.clone()));
+            let target = || {
+                Ok(Target {
+                    haproxy: false,
+                    endpoint: target::parse_server(addr, port)?,
+                    url_path: None,
+                    scheme: None,
+                    server_ssl: server.ssl,
+                    backend: names.0.clone(),
+                    server: names.1.clone(),
+                })
+            };
+            let prepared = merging.merge(target, names.0.clone(), names.1.clone());
+            targets.push(TargetArgs {
+                backend: names.0,
+                server: names.1,
+                shown: format!("{addr}:{port}"),
+                prepared,
+            });
+        }
+    }
+    if targets.is_empty() {
+        return Err(Failure::Usage(format!(
+            "{}: no enabled server in the selected backends",
+            cfg.path.display()
+        )));
+    }
+    Ok(targets)
+}
+
+/// `--check-config`: every line of the config file checked, and each
+/// section's effective settings. The report, and whether the file is valid.
+fn check_config(
+    typed: &Cli,
+    argv0: &OsString,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (String, bool) {
+    let fail = |f: Failure| (failure_text(&f), false);
+    let located = match config_file::locate(typed.config.config.as_deref(), env, argv0) {
+        Ok(l) => l,
+        Err(f) => return fail(f),
+    };
+    let Some((path, source)) = located else {
+        return (
+            format!(
+                "no config file (looked for {}); built-in defaults apply\n",
+                looked_for(argv0)
+            ),
+            true,
+        );
+    };
+    let file = match config_file::load(&path, source) {
+        Ok(f) => f,
+        Err(f) => return fail(f),
+    };
+    let errors: Vec<String> = file
+        .sections
+        .iter()
+        .flat_map(|s| &s.entries)
+        .filter_map(|e| config_file::validate(&file, e).err())
+        .map(|f| failure_text(&f))
+        .collect();
+    if !errors.is_empty() {
+        return (errors.concat(), false);
+    }
+    let mut out = format!(
+        "{}: OK, {} sections\n",
+        file.path.display(),
+        file.sections.len()
+    );
+    for section in &file.sections {
+        let (backend, server) = section.kind.names();
+        let layers = file.layers(backend, server);
+        let args: Vec<OsString> = layers
+            .iter()
+            .flat_map(|s| s.entries.iter().map(Entry::arg))
+            .collect();
+        match cli::describe(&args) {
+            Ok(text) => out.push_str(&format!(
+                "{} (line {}): {text}\n",
+                section.kind, section.line
+            )),
+            Err(f) => return fail(f),
+        }
+    }
+    (out, true)
+}
+
+/// The files a config lookup tries when none is named, in order.
+fn looked_for(argv0: &OsString) -> String {
+    let paths: Vec<String> = config_file::candidates(argv0)
+        .iter()
+        .map(|(p, _)| p.display().to_string())
+        .collect();
+    paths.join(", ")
+}
+
+fn failure_text(f: &Failure) -> String {
+    match f {
+        Failure::Usage(why) => format!("{why}\n"),
+        other => format!("{other}\n"),
+    }
+}

@@ -1,0 +1,321 @@
+//! The two ways icap-check is called, turned into a target.
+//!
+//! HAProxy runs `icap-check PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT`
+//! with a cleared environment; an operator runs the same four arguments by
+//! hand to reproduce a check, or gives a URL. See HAPROXY-CONTRACT.md.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::net::{Endpoint, Host};
+use crate::outcome::Failure;
+use crate::probes::{self, Scheme, ICAP_PORT};
+use crate::text::escape;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Called with HAProxy's four arguments: silent on success, reports on stderr.
+    pub haproxy: bool,
+    pub endpoint: Endpoint,
+    /// The path of a URL after the authority, without its leading `/`: the
+    /// ICAP service (`icap://host/SERVICE`), or the HTTP path and query.
+    pub url_path: Option<String>,
+    /// The URL's scheme; `None` in the HAProxy form.
+    pub scheme: Option<&'static Scheme>,
+    /// HAPROXY_SERVER_SSL=1: the server line has `ssl`.
+    pub server_ssl: bool,
+    /// HAPROXY_PROXY_NAME, the backend.
+    pub backend: Option<String>,
+    /// HAPROXY_SERVER_NAME.
+    pub server: Option<String>,
+}
+
+pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Target, Failure> {
+    let named = |var: &str| env(var).filter(|v| !v.is_empty());
+    match args {
+        [url] => parse_url(url),
+        [_proxy_addr, _proxy_port, addr, port] => Ok(Target {
+            haproxy: true,
+            endpoint: parse_server(addr, port)?,
+            url_path: None,
+            scheme: None,
+            server_ssl: named("HAPROXY_SERVER_SSL").as_deref() == Some("1"),
+            backend: named("HAPROXY_PROXY_NAME"),
+            server: named("HAPROXY_SERVER_NAME"),
+        }),
+        [] => Err(Failure::Usage(
+            "no target: give icap://HOST[:PORT]/SERVICE (or icaps, http, https, tcp, tls URL), or HAProxy's four arguments PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT".into(),
+        )),
+        other => Err(Failure::Usage(format!(
+            "expected one URL or HAProxy's four arguments, got {} arguments",
+            other.len()
+        ))),
+    }
+}
+
+/// HAProxy's SERVER_ADDR and SERVER_PORT: an IPv4 or bare IPv6 address and
+/// a port, or a UNIX socket path with the port `NOT_USED` (or empty).
+pub fn parse_server(addr: &str, port: &str) -> Result<Endpoint, Failure> {
+    let path = addr.strip_prefix("unix@").unwrap_or(addr);
+    if path.starts_with('/') {
+        return Ok(Endpoint::Unix(PathBuf::from(path)));
+    }
+    if addr.is_empty() || addr == "NOT_USED" {
+        return Err(Failure::Usage("empty server address".into()));
+    }
+    let port = match port {
+        "" | "NOT_USED" => {
+            return Err(Failure::Usage(format!(
+                "server port is '{}' but the address '{}' is not a UNIX socket path",
+                escape(port),
+                escape(addr)
+            )))
+        }
+        p => parse_port(p)?,
+    };
+    Ok(Endpoint::Tcp {
+        host: parse_host(addr)?,
+        port,
+    })
+}
+
+/// A port number; 0 (a server line without a port) means the ICAP default.
+fn parse_port(text: &str) -> Result<u16, Failure> {
+    match port_number(text) {
+        Some(0) => Ok(ICAP_PORT),
+        Some(p) => Ok(p),
+        None => Err(Failure::Usage(format!(
+            "invalid port '{}': expected 1-65535",
+            escape(text)
+        ))),
+    }
+}
+
+/// Digits only: `str::parse` would also take a sign (`+80`).
+pub fn port_number(text: &str) -> Option<u16> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn parse_host(text: &str) -> Result<Host, Failure> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(Host::Ip(ip));
+    }
+    let valid = !bare.is_empty()
+        && bare.len() <= 253
+        && bare
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+    if valid {
+        Ok(Host::Name(bare.to_string()))
+    } else {
+        Err(Failure::Usage(format!("invalid host '{}'", escape(text))))
+    }
+}
+
+/// `icap://HOST[:PORT]/SERVICE`; IPv6 as `icap://[::1]:1344/echo`; also
+/// icaps://, http://, https://, and tcp:// or tls:// with a port.
+fn parse_url(url: &str) -> Result<Target, Failure> {
+    let bad = |why: &str| Failure::Usage(format!("invalid target '{}': {why}", escape(url)));
+    let (scheme_text, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected icap://HOST[:PORT]/SERVICE"))?;
+    let scheme = probes::scheme(scheme_text).ok_or_else(|| {
+        let names: Vec<&str> = probes::SCHEMES.iter().map(|s| s.name).collect();
+        bad(&format!(
+            "unsupported scheme '{}' (use {})",
+            escape(scheme_text),
+            names.join(", ")
+        ))
+    })?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("brackets hold an IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = match (port, scheme.default_port) {
+        (None, Some(default)) => default,
+        (None, None) => return Err(bad(&format!("{}:// needs a port", scheme.name))),
+        (Some(p), _) => match port_number(p) {
+            Some(p) if p > 0 => p,
+            _ => return Err(bad(&format!("invalid port '{}'", escape(p)))),
+        },
+    };
+    let url_path = path.strip_prefix('/').unwrap_or(path);
+    if !scheme.takes_path && !url_path.is_empty() {
+        return Err(bad(&format!("{}:// takes no path", scheme.name)));
+    }
+    Ok(Target {
+        haproxy: false,
+        endpoint: Endpoint::Tcp {
+            host: parse_host(&host)?,
+            port,
+        },
+        url_path: (!url_path.is_empty()).then(|| url_path.to_string()),
+        scheme: Some(scheme),
+        server_ssl: false,
+        backend: None,
+        server: None,
+    })
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn tcp(host: &str, port: u16) -> Endpoint {
+        Endpoint::Tcp {
+            host: parse_host(host).unwrap(),
+            port,
+        }
+    }
+
+    #[test]
+    fn haproxy_form_ipv4_ipv6_unix() {
+        let env = |k: &str| match k {
+            "HAPROXY_PROXY_NAME" => Some("icap_pool".to_string()),
+            "HAPROXY_SERVER_NAME" => Some("icap01".to_string()),
+            _ => None,
+        };
+        let inv = parse(&args(&["NOT_USED", "NOT_USED", "10.0.0.5", "1344"]), &env).unwrap();
+        assert!(inv.haproxy);
+        assert_eq!(inv.endpoint, tcp("10.0.0.5", 1344));
+        assert_eq!(
+            (inv.backend.as_deref(), inv.server.as_deref()),
+            (Some("icap_pool"), Some("icap01"))
+        );
+        let inv = parse(&args(&["NOT_USED", "NOT_USED", "::1", "11344"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("::1", 11344));
+        assert_eq!(inv.server, None);
+        let inv = parse(
+            &args(&["NOT_USED", "NOT_USED", "/run/c-icap.sock", "NOT_USED"]),
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(inv.endpoint, Endpoint::Unix("/run/c-icap.sock".into()));
+        let inv = parse(&args(&["1.2.3.4", "80", "10.0.0.5", "0"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("10.0.0.5", ICAP_PORT));
+    }
+
+    #[test]
+    fn haproxy_form_rejects_what_haproxy_never_sends() {
+        for bad in [
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "70000"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "-1"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "+80"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "+0"],
+            ["NOT_USED", "NOT_USED", "", "1344"],
+            ["NOT_USED", "NOT_USED", "10.0.0.5", "NOT_USED"],
+            ["NOT_USED", "NOT_USED", "bad host!", "1344"],
+        ] {
+            assert!(
+                matches!(parse(&args(&bad), &no_env), Err(Failure::Usage(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(parse(&args(&["a", "b", "c"]), &no_env).is_err());
+        assert!(parse(&[], &no_env).is_err());
+    }
+
+    #[test]
+    fn url_form() {
+        let inv = parse(&args(&["icap://127.0.0.1:1344/echo"]), &no_env).unwrap();
+        assert!(!inv.haproxy);
+        assert_eq!(inv.endpoint, tcp("127.0.0.1", 1344));
+        assert_eq!(inv.url_path.as_deref(), Some("echo"));
+        let inv = parse(&args(&["ICAP://[::1]/echo?mode=x"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("::1", ICAP_PORT));
+        assert_eq!(inv.url_path.as_deref(), Some("echo?mode=x"));
+        let inv = parse(&args(&["icap://icap.example:11344"]), &no_env).unwrap();
+        assert_eq!(inv.endpoint, tcp("icap.example", 11344));
+        assert_eq!(inv.url_path, None);
+    }
+
+    #[test]
+    fn schemes_pick_probe_tls_and_port() {
+        use crate::probes::Protocol;
+        for (url, probe, tls, port) in [
+            ("icaps://h/echo", Protocol::Icap, true, 11344),
+            ("http://h/", Protocol::Http, false, 80),
+            ("HTTPS://h/x?y", Protocol::Http, true, 443),
+            ("tcp://h:25", Protocol::Tcp, false, 25),
+            ("tls://[::1]:993", Protocol::Tcp, true, 993),
+        ] {
+            let inv = parse(&args(&[url]), &no_env).unwrap();
+            let scheme = inv.scheme.unwrap();
+            assert_eq!((scheme.protocol, scheme.tls), (probe, tls), "{url}");
+            match inv.endpoint {
+                Endpoint::Tcp { port: p, .. } => assert_eq!(p, port, "{url}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let inv = parse(&args(&["https://h/x?y"]), &no_env).unwrap();
+        assert_eq!(inv.url_path.as_deref(), Some("x?y"));
+    }
+
+    #[test]
+    fn haproxy_server_ssl() {
+        let a = args(&["NOT_USED", "NOT_USED", "10.0.0.5", "1344"]);
+        let ssl =
+            |v: &'static str| move |k: &str| (k == "HAPROXY_SERVER_SSL").then(|| v.to_string());
+        assert!(parse(&a, &ssl("1")).unwrap().server_ssl);
+        assert!(!parse(&a, &ssl("0")).unwrap().server_ssl);
+        assert!(!parse(&a, &no_env).unwrap().server_ssl);
+    }
+
+    #[test]
+    fn bad_urls() {
+        for bad in [
+            "127.0.0.1:1344",
+            "ftp://x/echo",
+            "tcp://x",
+            "tls://x:443/path",
+            "icap:///echo",
+            "icap://h:0/echo",
+            "icap://h:99999/echo",
+            "icap://[::1/echo",
+            "icap://[::1]x/echo",
+            "icap://127.0.0.1:+1/echo",
+            "icap://[localhost]:1/echo",
+            "icap://[127.0.0.1]:1/echo",
+            "icap://a b/echo",
+        ] {
+            assert!(
+                matches!(parse(&args(&[bad]), &no_env), Err(Failure::Usage(_))),
+                "{bad}"
+            );
+        }
+    }
+}

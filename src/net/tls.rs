@@ -1,0 +1,439 @@
+//! TLS for every probe (icaps://, https://, tls://, --tls): the rustls client
+//! configuration built from the options, the certificate-expiry rule, and
+//! TLS errors turned into report text.
+//!
+//! Nothing here runs for a plain-text check: the root store and the config
+//! are built by [`TlsClient::new`], which settings call only when TLS is on.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::endpoint::Host;
+use crate::date;
+use crate::outcome::Failure;
+use crate::text::{describe_io, escape};
+
+/// The TLS options as given, before anything is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    pub ca_file: Option<PathBuf>,
+    pub sni: Option<String>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub insecure: bool,
+    pub cert_expiry_days: Option<u32>,
+}
+
+/// A ready client configuration and the name to verify.
+#[derive(Clone)]
+pub struct TlsClient {
+    pub config: Arc<ClientConfig>,
+    pub server_name: ServerName<'static>,
+    pub options: TlsOptions,
+}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsClient")
+            .field("server_name", &self.server_name)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl TlsClient {
+    /// Reads the CA, certificate and key files and builds the configuration.
+    /// `host` is the target's (`None` for a UNIX socket). Errors are usage errors.
+    pub fn new(options: &TlsOptions, host: Option<&Host>) -> Result<TlsClient, Failure> {
+        let server_name = server_name(options.sni.as_deref(), host)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Failure::Usage(format!("TLS set-up: {e}")))?;
+        let builder = if options.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        } else {
+            builder.with_root_certificates(roots(options.ca_file.as_deref())?)
+        };
+        let config = match (&options.client_cert, &options.client_key) {
+            (Some(cert), Some(key)) => {
+                let chain = read_certs(cert, "--client-cert")?;
+                let key = read_key(key)?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| Failure::Usage(format!("--client-cert/--client-key: {e}")))?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => {
+                return Err(Failure::Usage(
+                    "--client-cert and --client-key go together".into(),
+                ))
+            }
+        };
+        Ok(TlsClient {
+            config: Arc::new(config),
+            server_name,
+            options: options.clone(),
+        })
+    }
+
+    /// One line for `--explain`.
+    pub fn describe(&self) -> String {
+        let o = &self.options;
+        let mut parts = vec![format!("TLS to {}", name_text(&self.server_name))];
+        parts.push(if o.insecure {
+            "peer NOT verified (--insecure)".to_string()
+        } else {
+            match &o.ca_file {
+                Some(p) => format!("verified against {}", p.display()),
+                None => "verified against the built-in Mozilla roots".to_string(),
+            }
+        });
+        if let Some(c) = &o.client_cert {
+            parts.push(format!("client certificate {}", c.display()));
+        }
+        if let Some(d) = o.cert_expiry_days {
+            parts.push(format!("certificate must be valid {d} more days"));
+        }
+        parts.join(", ")
+    }
+}
+
+fn name_text(name: &ServerName<'_>) -> String {
+    match name {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `--sni`, else the target's name or IP address; a UNIX socket has neither.
+fn server_name(sni: Option<&str>, host: Option<&Host>) -> Result<ServerName<'static>, Failure> {
+    let text = match (sni, host) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(Host::Name(name))) => name.clone(),
+        (None, Some(Host::Ip(ip))) => return Ok(ServerName::IpAddress((*ip).into())),
+        (None, None) => {
+            return Err(Failure::Usage(
+                "TLS over a UNIX socket needs --sni NAME to verify".into(),
+            ))
+        }
+    };
+    ServerName::try_from(text.clone())
+        .map_err(|_| Failure::Usage(format!("invalid TLS server name '{text}'")))
+}
+
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, Failure> {
+    match ca_file {
+        None => Ok(RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        }),
+        Some(path) => {
+            let mut store = RootCertStore::empty();
+            let certs = read_certs(path, "--ca-file")?;
+            let (added, _ignored) = store.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(Failure::Usage(format!(
+                    "--ca-file {}: no usable CA certificate",
+                    path.display()
+                )));
+            }
+            Ok(store)
+        }
+    }
+}
+
+fn read_file(path: &Path, flag: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| {
+        Failure::Usage(format!(
+            "cannot read {flag} {}: {}",
+            path.display(),
+            describe_io(&e)
+        ))
+    })
+}
+
+fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, Failure> {
+    let pem = read_file(path, flag)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Failure::Usage(format!(
+            "{flag} {}: no PEM certificate in it",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Failure> {
+    let pem = read_file(path, "--client-key")?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        Failure::Usage(format!(
+            "--client-key {}: no usable private key ({e})",
+            path.display()
+        ))
+    })
+}
+
+/// `--insecure`: any certificate and name, but the handshake's signatures
+/// are still checked, so the session is with the key in the certificate.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS error as report text, with a hint where the cause is usually elsewhere.
+pub fn describe_error(e: &rustls::Error) -> String {
+    use rustls::{AlertDescription, CertificateError, Error};
+    let hint = match e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            " (give the issuing CA with --ca-file)"
+        }
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => " (--sni NAME sets the name verified)",
+        Error::AlertReceived(
+            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure,
+        ) => " (does the server require a client certificate? --client-cert/--client-key)",
+        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
+            " (is the server speaking TLS on this port?)"
+        }
+        _ => "",
+    };
+    escape(&format!("{e}{hint}"))
+}
+
+/// The unhealthy verdict when the leaf certificate expires within `days`.
+pub fn check_expiry(leaf: &[u8], days: u32, now: SystemTime) -> Result<(), Failure> {
+    let not_after = not_after(leaf).ok_or_else(|| {
+        Failure::Tls("cannot read the expiry date of the server's certificate".into())
+    })?;
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let left = not_after - now;
+    if left < i64::from(days) * 86_400 {
+        let when = date::format_utc(not_after);
+        return Err(Failure::Unhealthy(if left < 0 {
+            format!("certificate expired on {when}")
+        } else {
+            format!(
+                "certificate expires on {when}, in {} days (< {days})",
+                left / 86_400
+            )
+        }));
+    }
+    Ok(())
+}
+
+/// The `notAfter` of an X.509 certificate (DER), in seconds since 1970.
+pub fn not_after(der: &[u8]) -> Option<i64> {
+    let (cert, _) = der_item(der, 0x30)?;
+    let (mut tbs, _) = der_item(cert, 0x30)?;
+    if tbs.first() == Some(&0xa0) {
+        tbs = der_item(tbs, 0xa0)?.1; // [0] version
+    }
+    let (_, rest) = der_item(tbs, 0x02)?; // serialNumber
+    let (_, rest) = der_item(rest, 0x30)?; // signature algorithm
+    let (_, rest) = der_item(rest, 0x30)?; // issuer
+    let (validity, _) = der_item(rest, 0x30)?;
+    let rest = skip_time(validity)?; // notBefore
+    let tag = *rest.first()?;
+    let (time, _) = der_item(rest, tag)?;
+    parse_time(tag, time)
+}
+
+/// The contents of the DER item at the start of `input` if its tag is
+/// `tag`, and what follows it.
+fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    if *input.first()? != tag {
+        return None;
+    }
+    let first = *input.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for b in input.get(2..2 + n)? {
+            len = (len << 8) | usize::from(*b);
+        }
+        (len, 2 + n)
+    };
+    let end = header.checked_add(len)?;
+    Some((input.get(header..end)?, input.get(end..)?))
+}
+
+fn skip_time(input: &[u8]) -> Option<&[u8]> {
+    let tag = *input.first()?;
+    if tag != 0x17 && tag != 0x18 {
+        return None;
+    }
+    Some(der_item(input, tag)?.1)
+}
+
+/// UTCTime `YYMMDDHHMMSSZ` (0x17) or GeneralizedTime `YYYYMMDDHHMMSSZ` (0x18).
+fn parse_time(tag: u8, text: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, rest) = match (tag, text.len()) {
+        (0x17, 12) => {
+            let yy: i64 = text[..2].parse().ok()?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &text[2..])
+        }
+        (0x18, 14) => (text[..4].parse().ok()?, &text[4..]),
+        _ => return None,
+    };
+    let field = |i: usize| rest[i..i + 2].parse::<i64>().ok();
+    let (month, day) = (field(0)?, field(2)?);
+    let (h, m, s) = (field(4)?, field(6)?, field(8)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some(date::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use std::time::Duration;
+
+    /// DER with the shape of a certificate up to its validity.
+    fn cert_with_validity(not_before: &[u8], not_after: &[u8]) -> Vec<u8> {
+        fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+            let mut out = vec![tag];
+            if content.len() < 0x80 {
+                out.push(content.len() as u8);
+            } else {
+                out.extend([0x82, (content.len() >> 8) as u8, content.len() as u8]);
+            }
+            out.extend_from_slice(content);
+            out
+        }
+        let mut validity = not_before.to_vec();
+        validity.extend_from_slice(not_after);
+        let mut tbs = tlv(0xa0, &tlv(0x02, &[2]));
+        tbs.extend(tlv(0x02, &[0x12, 0x34]));
+        tbs.extend(tlv(0x30, &tlv(0x06, &[1, 2, 3])));
+        tbs.extend(tlv(0x30, &[0u8; 200])); // an issuer long enough for a 2-byte length
+        tbs.extend(tlv(0x30, &validity));
+        tbs.extend(tlv(0x30, b"subject"));
+        tlv(0x30, &tlv(0x30, &tbs))
+    }
+
+    #[test]
+    fn reads_not_after_in_both_time_forms() {
+        let utc = cert_with_validity(b"\x17\x0d240101000000Z", b"\x17\x0d260301120000Z");
+        assert_eq!(
+            not_after(&utc).map(date::format_utc).as_deref(),
+            Some("2026-03-01 12:00:00 UTC")
+        );
+        let gen = cert_with_validity(b"\x17\x0d240101000000Z", b"\x18\x0f20600102030405Z");
+        assert_eq!(
+            not_after(&gen).map(date::format_utc).as_deref(),
+            Some("2060-01-02 03:04:05 UTC")
+        );
+        // Every truncation is refused, never a panic.
+        for n in 0..utc.len() {
+            let _ = not_after(&utc[..n]);
+        }
+        assert_eq!(not_after(b"\x30\x03\x02\x01\x00"), None);
+    }
+
+    #[test]
+    fn expiry_rule_names_the_date() {
+        let cert = cert_with_validity(b"\x17\x0d240101000000Z", b"\x17\x0d300101000000Z");
+        let at = |y, m, d| {
+            UNIX_EPOCH + Duration::from_secs((date::days_from_civil(y, m, d) * 86_400) as u64)
+        };
+        assert_eq!(check_expiry(&cert, 30, at(2029, 1, 1)), Ok(()));
+        match check_expiry(&cert, 30, at(2029, 12, 15)) {
+            Err(Failure::Unhealthy(why)) => {
+                assert_eq!(
+                    why,
+                    "certificate expires on 2030-01-01 00:00:00 UTC, in 17 days (< 30)"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match check_expiry(&cert, 0, at(2030, 2, 1)) {
+            Err(Failure::Unhealthy(why)) => {
+                assert_eq!(why, "certificate expired on 2030-01-01 00:00:00 UTC")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_names() {
+        let ip = Host::Ip("127.0.0.1".parse().unwrap());
+        assert!(matches!(
+            server_name(None, Some(&ip)),
+            Ok(ServerName::IpAddress(_))
+        ));
+        let n = server_name(Some("icap.example"), Some(&ip)).unwrap();
+        assert_eq!(name_text(&n), "icap.example");
+        assert!(server_name(None, None).is_err());
+        assert!(server_name(Some("bad name!"), None).is_err());
+    }
+}

@@ -1,0 +1,360 @@
+//! From the arguments of every target to checks ready to run: every usage
+//! error is found here, before anything is sent. Which options fit which
+//! probe comes from the options' `--help` headings.
+
+pub mod explain;
+
+use std::time::Duration;
+
+use crate::args::cli::{self, Cli};
+use crate::args::config_file::Applied;
+use crate::args::target::Target;
+use crate::args::{Arguments, TargetArgs};
+use crate::net::{Endpoint, TlsClient};
+use crate::outcome::{Context, Failure};
+use crate::probes::{heading, Probe, Protocol, Spec, TlsArgs};
+
+/// One check, validated.
+pub struct Settings {
+    pub timeout: Duration,
+    pub probe: Probe,
+    pub context: Context,
+    pub verbose: u8,
+    /// What `--explain` and `-v` should say besides the settings (an
+    /// adjustment made on the operator's behalf).
+    pub notes: Vec<String>,
+}
+
+/// A check ready to run, or one that failed before it could (a usage error
+/// for that target: its outcome is reported with the others).
+pub enum Job {
+    Ready(Box<Settings>),
+    Failed(Context, Failure),
+}
+
+/// A job with what `--explain` says of its settings.
+pub struct Planned {
+    pub job: Job,
+    pub applied: Option<Applied>,
+    pub described: Option<String>,
+}
+
+impl Planned {
+    pub fn settings(&self) -> Option<&Settings> {
+        match &self.job {
+            Job::Ready(s) => Some(s),
+            Job::Failed(..) => None,
+        }
+    }
+}
+
+/// Plans every target. An error in a target named on the command line is
+/// the run's; in a pool, a server's error is that server's alone.
+pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
+    // Several URLs share the options: each applies to the targets it fits.
+    let several = !arguments.pool && arguments.targets.len() > 1;
+    let explain = arguments.cli.config.explain;
+    arguments
+        .targets
+        .into_iter()
+        .map(|t| {
+            let TargetArgs {
+                backend,
+                server,
+                shown,
+                prepared,
+            } = t;
+            let failed = |failure| Planned {
+                job: Job::Failed(
+                    Context {
+                        haproxy: false,
+                        backend: backend.clone(),
+                        server: server.clone(),
+                        target: shown.clone(),
+                        probe: "-".into(),
+                        protocol: "ICAP",
+                        syslog: None,
+                    },
+                    failure,
+                ),
+                applied: None,
+                described: None,
+            };
+            let prepared = match prepared {
+                Ok(p) => p,
+                Err(f) if arguments.pool => return Ok(failed(f)),
+                Err(f) => return Err(f),
+            };
+            match resolve(
+                &prepared.options,
+                &prepared.target,
+                &prepared.typed,
+                several,
+                explain,
+            ) {
+                Ok(settings) => Ok(Planned {
+                    job: Job::Ready(Box::new(settings)),
+                    applied: prepared.applied,
+                    described: prepared.described,
+                }),
+                Err(f) if arguments.pool => Ok(failed(f)),
+                Err(f) => Err(f),
+            }
+        })
+        .collect()
+}
+
+/// The settings of one target: `options` is the command line over the
+/// config file; `typed` lists the ids of the options typed on the command line.
+pub fn resolve(
+    options: &Cli,
+    target: &Target,
+    typed: &[String],
+    several: bool,
+    explain: bool,
+) -> Result<Settings, Failure> {
+    let is_typed = |id: &str| typed.iter().any(|t| t == id);
+    let timeout = options.timeout.unwrap_or(cli::DEFAULT_TIMEOUT);
+    if timeout.is_zero() {
+        return Err(Failure::Usage("--timeout must be greater than 0".into()));
+    }
+    let protocol = protocol(options, target, &is_typed)?;
+    if !several {
+        check_options_fit(protocol, typed)?;
+    }
+    let tls = tls_client(options, target, protocol, typed, several, explain)?;
+    let spec = Spec {
+        endpoint: target.endpoint.clone(),
+        url_path: target.url_path.clone(),
+        tls,
+        typed: &is_typed,
+        dry_run: explain,
+    };
+    let probe = Probe::build(protocol, &options.probe_args, spec)?;
+    Ok(Settings {
+        timeout,
+        context: Context {
+            haproxy: target.haproxy,
+            backend: target.backend.clone(),
+            server: target.server.clone(),
+            target: probe.target(),
+            probe: probe.name(),
+            protocol: probe.protocol_label(),
+            syslog: options.syslog(),
+        },
+        probe,
+        verbose: options.verbose,
+        notes: Vec::new(),
+    })
+}
+
+/// By hand the URL's scheme picks the probe; `--probe` may only agree with
+/// it. In the HAProxy form `--probe` (from the command line or the config
+/// file) picks it; ICAP by default.
+fn protocol(
+    options: &Cli,
+    target: &Target,
+    typed: &dyn Fn(&str) -> bool,
+) -> Result<Protocol, Failure> {
+    match target.scheme {
+        Some(scheme) => match options.probe {
+            Some(p) if typed("probe") && p != scheme.protocol => Err(Failure::Usage(format!(
+                "--probe {} contradicts the URL's scheme",
+                p.name().to_ascii_lowercase()
+            ))),
+            _ => Ok(scheme.protocol),
+        },
+        None => Ok(options.probe.unwrap_or(Protocol::Icap)),
+    }
+}
+
+/// Options typed for another probe are mistakes; from a config file they
+/// may be meant for other sections, and are ignored. Where an option
+/// applies is its `--help` heading.
+fn check_options_fit(protocol: Protocol, typed: &[String]) -> Result<(), Failure> {
+    for id in typed {
+        let Some((long, heading)) = cli::placement(id) else {
+            continue;
+        };
+        if cli::protocols_under(heading.as_deref()).is_some_and(|fits| !fits.contains(&protocol)) {
+            return Err(Failure::Usage(format!(
+                "--{long} does not apply to the {} probe",
+                protocol.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// TLS on or off, and its configuration, built only when on.
+///
+/// By hand: the scheme (icaps, https, tls) or `--tls`. HAProxy form: the last
+/// of `--tls`/`--no-tls` (config file, then command line), else
+/// HAPROXY_SERVER_SSL=1.
+fn tls_client(
+    options: &Cli,
+    target: &Target,
+    protocol: Protocol,
+    typed: &[String],
+    several: bool,
+    explain: bool,
+) -> Result<Option<TlsClient>, Failure> {
+    let args = &options.probe_args.tls;
+    let on = match target.scheme {
+        Some(scheme) => {
+            if scheme.tls && typed.iter().any(|t| t == "no_tls") && args.no_tls {
+                return Err(Failure::Usage(
+                    "--no-tls contradicts the URL's scheme".into(),
+                ));
+            }
+            scheme.tls || args.tls
+        }
+        None => args.tls || (!args.no_tls && target.server_ssl),
+    };
+    if !on && !several {
+        for id in typed
+            .iter()
+            .filter(|id| !TlsArgs::SWITCHES.contains(&id.as_str()))
+        {
+            if let Some((long, Some(h))) = cli::placement(id) {
+                if h == heading::TLS {
+                    return Err(Failure::Usage(format!(
+                        "--{long} needs TLS: give --tls or use {}://",
+                        protocol.tls_scheme()
+                    )));
+                }
+            }
+        }
+    }
+    if !on {
+        return Ok(None);
+    }
+    let host = match &target.endpoint {
+        Endpoint::Tcp { host, .. } => Some(host),
+        Endpoint::Unix(_) => None,
+    };
+    let client = TlsClient::new(&args.options(), host)?;
+    if args.insecure && !explain {
+        crate::report::usage_error(&Failure::Usage(
+            "warning: --insecure: the server's certificate and name are not verified".into(),
+        ));
+    }
+    Ok(Some(client))
+}
+
+#[cfg(test)]
+mod test {
+    use std::ffi::OsString;
+
+    use crate::args::{self, Gathered};
+
+    /// The checks planned from these arguments, with no config file of this
+    /// machine's applying.
+    fn plan(args: &[&str]) -> Vec<super::Planned> {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/icap-check.conf");
+        let mut argv = vec![
+            OsString::from("icap-check"),
+            "--config".into(),
+            config.into(),
+        ];
+        argv.extend(args.iter().map(OsString::from));
+        match args::gather(argv, &|_| None) {
+            Ok(Gathered::Run(a)) => super::build(*a).expect("a plan"),
+            _ => panic!("{args:?} do not plan"),
+        }
+    }
+
+    fn needs_watchdog(args: &[&str]) -> bool {
+        let planned = plan(args);
+        !planned[0]
+            .settings()
+            .expect("a ready check")
+            .probe
+            .bounded_by_deadline()
+    }
+
+    #[test]
+    fn the_watchdog_guards_what_sockets_cannot_bound() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/sample.pdf");
+        // Sockets only: the deadline bounds every wait (names resolve on a helper thread).
+        assert!(!needs_watchdog(&["icap://127.0.0.1/echo"]));
+        assert!(!needs_watchdog(&["icap://localhost/echo"]));
+        assert!(!needs_watchdog(&[
+            "--method",
+            "respmod",
+            "icap://[::1]/echo"
+        ]));
+        assert!(!needs_watchdog(&["http://127.0.0.1/"]));
+        assert!(!needs_watchdog(&["tcp://127.0.0.1:25"]));
+        // A UNIX connect into a full backlog, a file on slow storage.
+        assert!(needs_watchdog(&[
+            "--service",
+            "echo",
+            "NOT_USED",
+            "NOT_USED",
+            "/run/c-icap.sock",
+            "NOT_USED"
+        ]));
+        assert!(needs_watchdog(&[
+            "--method",
+            "respmod",
+            "--file",
+            sample,
+            "icap://127.0.0.1/echo"
+        ]));
+        assert!(needs_watchdog(&[
+            "--method",
+            "respmod",
+            "--output",
+            "/dev/null",
+            "icap://127.0.0.1/echo"
+        ]));
+    }
+
+    #[test]
+    fn options_for_another_probe_are_named() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/icap-check.conf");
+        let fails = |args: &[&str], says: &str| {
+            let mut argv = vec![
+                OsString::from("icap-check"),
+                "--config".into(),
+                config.into(),
+            ];
+            argv.extend(args.iter().map(OsString::from));
+            let Ok(Gathered::Run(a)) = args::gather(argv, &|_| None) else {
+                panic!("{args:?}")
+            };
+            match super::build(*a) {
+                Err(crate::outcome::Failure::Usage(why)) => assert!(why.contains(says), "{why}"),
+                Err(other) => panic!("{args:?}: {other:?}"),
+                Ok(_) => panic!("{args:?} planned"),
+            }
+        };
+        fails(
+            &["--send", "x", "icap://h/echo"],
+            "--send does not apply to the ICAP probe",
+        );
+        fails(
+            &["--service", "x", "http://h/"],
+            "--service does not apply to the HTTP probe",
+        );
+        fails(
+            &["--method", "get", "tcp://h:1"],
+            "--method does not apply to the TCP probe",
+        );
+        fails(
+            &["--expect-string", "x", "icap://h/e"],
+            "--expect-string does not apply to the ICAP",
+        );
+        fails(
+            &["--sni", "x", "icap://h/echo"],
+            "--sni needs TLS: give --tls or use icaps://",
+        );
+        fails(
+            &["--probe", "http", "icap://h/echo"],
+            "--probe http contradicts the URL's scheme",
+        );
+        assert_eq!(plan(&["--expect-string", "x", "tcp://h:1"]).len(), 1);
+        assert_eq!(plan(&["--sni", "x", "https://h/"]).len(), 1);
+    }
+}

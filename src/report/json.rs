@@ -1,0 +1,92 @@
+//! JSON lines: one object per target per line.
+
+use std::fmt::Write as _;
+
+use crate::outcome::Outcome;
+
+pub fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_opt(value: Option<&str>) -> String {
+    value.map_or_else(|| "null".to_string(), json_string)
+}
+
+/// One JSON object per target per line.
+pub fn lines(outcomes: &[Outcome]) -> String {
+    let mut out = String::new();
+    for o in outcomes {
+        let c = &o.context;
+        let (healthy, code, why, detail) = match &o.verdict {
+            Ok(h) => (true, 0, None, Some(h.summary.clone())),
+            Err(f) => (false, f.exit_status().code(), Some(f.to_string()), None),
+        };
+        let timings: Vec<String> = o
+            .observed
+            .timings
+            .phases()
+            .iter()
+            .map(|(name, at)| format!("\"{name}\":{:.6}", at.as_secs_f64()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{{\"target\":{},\"backend\":{},\"server\":{},\"probe\":{},\"healthy\":{healthy},\"exit_code\":{code},\"reason\":{},\"detail\":{},\"status\":{},\"istag\":{},\"timings\":{{{}}}}}",
+            json_string(&c.target),
+            json_opt(c.backend.as_deref()),
+            json_opt(c.server.as_deref()),
+            json_string(&c.probe),
+            json_opt(why.as_deref()),
+            json_opt(detail.as_deref()),
+            o.observed.status.map_or_else(|| "null".to_string(), |s| s.to_string()),
+            json_opt(o.observed.istag.as_deref()),
+            timings.join(",")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::report::sample;
+
+    #[test]
+    fn strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    }
+
+    #[test]
+    fn one_object_per_outcome() {
+        let text = lines(&[
+            sample::healthy("icap://a/echo"),
+            sample::refused("icap://b/echo"),
+        ]);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].starts_with("{\"target\":\"icap://a/echo\",\"backend\":\"icap_pool\",\"server\":\"icap01\",\"probe\":\"OPTIONS\",\"healthy\":true,\"exit_code\":0,\"reason\":null"), "{}", rows[0]);
+        assert!(
+            rows[0].contains("\"istag\":\"\\\"CI0001\\\"\""),
+            "{}",
+            rows[0]
+        );
+        assert!(rows[0].ends_with("\"timings\":{\"connect\":0.000200,\"request_sent\":0.000250,\"first_byte\":0.000600,\"total\":0.000700}}"), "{}", rows[0]);
+        assert!(rows[1].contains("\"healthy\":false,\"exit_code\":3,\"reason\":\"cannot connect: connection refused (127.0.0.1:1)\""), "{}", rows[1]);
+        assert!(rows[1].contains("\"status\":null"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Nagios plugin output (the monitoring-plugins convention): `ICAP OK - ...
+//! | perfdata`, and one line per target when there are several; the plugin
+//! states replace the exit codes.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::{reason, Thresholds};
+use crate::outcome::{ExitStatus, Outcome};
+
+/// Monitoring-plugins states.
+pub const OK: u8 = 0;
+pub const WARNING: u8 = 1;
+pub const CRITICAL: u8 = 2;
+pub const UNKNOWN: u8 = 3;
+
+fn nagios_state(o: &Outcome, t: Thresholds) -> u8 {
+    match &o.verdict {
+        Err(f) if f.exit_status() == ExitStatus::Usage => UNKNOWN,
+        Err(_) => CRITICAL,
+        Ok(_) => {
+            let total = o.observed.timings.total;
+            if t.critical.is_some_and(|c| total >= c) {
+                CRITICAL
+            } else if t.warning.is_some_and(|w| total >= w) {
+                WARNING
+            } else {
+                OK
+            }
+        }
+    }
+}
+
+/// The monitoring-plugins convention: `ICAP OK - ... | perfdata`, then one
+/// line per target when there are several. Returns the text and the exit code.
+pub fn output(outcomes: &[Outcome], t: Thresholds) -> (String, u8) {
+    let states: Vec<u8> = outcomes.iter().map(|o| nagios_state(o, t)).collect();
+    let state = if states.contains(&CRITICAL) {
+        CRITICAL
+    } else if states.contains(&UNKNOWN) {
+        UNKNOWN
+    } else if states.contains(&WARNING) {
+        WARNING
+    } else {
+        OK
+    };
+    let word = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][usize::from(state)];
+    // The service label is the probe's protocol: ICAP, HTTP, TCP or TLS.
+    let kind = outcomes.first().map_or("ICAP", |o| o.context.protocol);
+    let secs = |d: Option<Duration>| {
+        d.map(|d| format!("{:.6}", d.as_secs_f64()))
+            .unwrap_or_default()
+    };
+    let (w, c) = (secs(t.warning), secs(t.critical));
+    let mut out = String::new();
+    match outcomes {
+        [o] => {
+            let mut perf = vec![format!(
+                "time={:.6}s;{w};{c};0",
+                o.observed.timings.total.as_secs_f64()
+            )];
+            for (name, at) in o.observed.timings.phases() {
+                if name != "total" {
+                    perf.push(format!("{name}={:.6}s;;;0", at.as_secs_f64()));
+                }
+            }
+            let _ = writeln!(
+                out,
+                "{kind} {word} - {} {} {} | {}",
+                o.context.target,
+                o.context.probe,
+                reason(o),
+                perf.join(" ")
+            );
+        }
+        _ => {
+            let failed = outcomes.iter().filter(|o| o.verdict.is_err()).count();
+            let perf: Vec<String> = outcomes
+                .iter()
+                .map(|o| {
+                    let label = o
+                        .context
+                        .label()
+                        .unwrap_or_else(|| o.context.target.clone())
+                        .replace('\'', "");
+                    format!(
+                        "'{label}'={:.6}s;{w};{c};0",
+                        o.observed.timings.total.as_secs_f64()
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "{kind} {word} - {} of {} targets healthy | {}",
+                outcomes.len() - failed,
+                outcomes.len(),
+                perf.join(" ")
+            );
+            for (o, s) in outcomes.iter().zip(&states) {
+                let _ = writeln!(
+                    out,
+                    "[{}] {} {} {}",
+                    ["OK", "WARNING", "CRITICAL", "UNKNOWN"][usize::from(*s)],
+                    o.context.target,
+                    o.context.probe,
+                    reason(o)
+                );
+            }
+        }
+    }
+    (out, state)
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::report::sample;
+
+    #[test]
+    fn one_target() {
+        let (text, state) = output(&[sample::healthy("icap://a/echo")], Thresholds::default());
+        assert_eq!(state, OK);
+        assert_eq!(text, "ICAP OK - icap://a/echo OPTIONS 200 ISTag=\"CI0001\" | time=0.000700s;;;0 connect=0.000200s;;;0 request_sent=0.000250s;;;0 first_byte=0.000600s;;;0\n");
+        let slow = Thresholds {
+            warning: Some(Duration::from_micros(500)),
+            critical: None,
+        };
+        assert_eq!(output(&[sample::healthy("icap://a/echo")], slow).1, WARNING);
+    }
+
+    #[test]
+    fn the_label_is_the_protocol() {
+        let mut o = sample::healthy("tls://h:443");
+        o.context.protocol = "TLS";
+        assert!(output(&[o], Thresholds::default())
+            .0
+            .starts_with("TLS OK - tls://h:443"));
+    }
+
+    #[test]
+    fn several_targets() {
+        let (text, state) = output(
+            &[
+                sample::healthy("icap://a/echo"),
+                sample::refused("icap://b/echo"),
+            ],
+            Thresholds::default(),
+        );
+        assert_eq!(state, CRITICAL);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "ICAP CRITICAL - 1 of 2 targets healthy | 'icap_pool/icap01'=0.000700s;;;0"
+            ),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("[CRITICAL] icap://b/echo OPTIONS cannot connect"),
+            "{text}"
+        );
+    }
+}

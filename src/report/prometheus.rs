@@ -1,0 +1,117 @@
+//! Prometheus text exposition, for node_exporter's textfile collector.
+
+use std::fmt::Write as _;
+
+use crate::outcome::Outcome;
+
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Text exposition for node_exporter's textfile collector.
+pub fn exposition(outcomes: &[Outcome]) -> String {
+    let labels = |o: &Outcome| {
+        format!(
+            "target=\"{}\",backend=\"{}\",server=\"{}\",probe=\"{}\"",
+            label_value(&o.context.target),
+            label_value(o.context.backend.as_deref().unwrap_or("")),
+            label_value(o.context.server.as_deref().unwrap_or("")),
+            label_value(&o.context.probe)
+        )
+    };
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, rows: Vec<String>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for row in rows {
+            let _ = writeln!(out, "{name}{row}");
+        }
+    };
+    metric(
+        "probe_success",
+        "1 if the check found the server healthy, else 0.",
+        outcomes
+            .iter()
+            .map(|o| format!("{{{}}} {}", labels(o), u8::from(o.verdict.is_ok())))
+            .collect(),
+    );
+    metric(
+        "probe_exit_code",
+        "The check's exit code (0 healthy, 1 unhealthy, 2 usage, 3 connect, 4 timeout, 5 protocol, 6 TLS).",
+        outcomes
+            .iter()
+            .map(|o| {
+                let code = o.verdict.as_ref().map_or_else(|f| f.exit_status().code(), |_| 0);
+                format!("{{{}}} {code}", labels(o))
+            })
+            .collect(),
+    );
+    metric(
+        "probe_duration_seconds",
+        "Seconds from the check's start to the end of each phase.",
+        outcomes
+            .iter()
+            .flat_map(|o| {
+                o.observed
+                    .timings
+                    .phases()
+                    .into_iter()
+                    .map(move |(phase, at)| {
+                        format!(
+                            "{{{},phase=\"{phase}\"}} {:.6}",
+                            labels(o),
+                            at.as_secs_f64()
+                        )
+                    })
+            })
+            .collect(),
+    );
+    metric(
+        "probe_status_code",
+        "Status of the server's final answer (ICAP or HTTP), when one was read.",
+        outcomes
+            .iter()
+            .filter_map(|o| o.observed.status.map(|s| format!("{{{}}} {s}", labels(o))))
+            .collect(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::report::sample;
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn one_sample_per_outcome_and_phase() {
+        let text = exposition(&[
+            sample::healthy("icap://a/echo"),
+            sample::refused("icap://b/echo"),
+        ]);
+        let labels =
+            "target=\"icap://a/echo\",backend=\"icap_pool\",server=\"icap01\",probe=\"OPTIONS\"";
+        assert!(
+            text.contains(&format!("probe_success{{{labels}}} 1\n")),
+            "{text}"
+        );
+        assert!(text.contains("probe_exit_code{target=\"icap://b/echo\",backend=\"icap_pool\",server=\"icap02\",probe=\"OPTIONS\"} 3\n"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "probe_duration_seconds{{{labels},phase=\"first_byte\"}} 0.000600\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("probe_status_code{{{labels}}} 200\n")),
+            "{text}"
+        );
+        assert_eq!(text.matches("# TYPE").count(), 4);
+    }
+}
