@@ -6,9 +6,8 @@
 //! The tests run in parallel, each with its own HAProxy and servers; every
 //! bound asserted is the one HAProxy's settings imply plus a generous slack.
 
-mod common;
-use common::haproxy::*;
-use common::*;
+use crate::common::haproxy::*;
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,9 +1,8 @@
 //! The HTTP and TCP probes against real servers on loopback: Python's
 //! http.server (HTTP/1.0) and a scripted in-test server (HTTP/1.1).
 
-mod common;
-use common::tls::*;
-use common::*;
+use crate::common::tls::*;
+use crate::common::*;
 
 fn answer(request: &str) -> Vec<u8> {
     let path = request.split(' ').nth(1).unwrap_or("/");

@@ -2,9 +2,8 @@
 //! with certificates made by the `openssl` CLI, and the real c-icap behind
 //! socat's OPENSSL-LISTEN (Debian's c-icap is built without TLS).
 
-mod common;
-use common::tls::*;
-use common::*;
+use crate::common::tls::*;
+use crate::common::*;
 
 fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
@@ -51,6 +50,12 @@ fn verification_outcomes() {
         "{}",
         stdout(&out)
     );
+    // Nagios names the probe's protocol, not a guess from the URL ("TL OK").
+    for (url, label) in [(&tls, "TLS OK - "), (&https, "HTTP OK - ")] {
+        let out = run(&["--format", "nagios", "--ca-file", s(&ca), url], &[]);
+        assert_eq!(code(&out), 0, "{}", stdout(&out));
+        assert!(stdout(&out).starts_with(label), "{}", stdout(&out));
+    }
     let out = run(
         &[
             "--ca-file",

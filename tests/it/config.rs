@@ -2,8 +2,7 @@
 //! error path with its FILE:LINE message. `--explain` shows the effective
 //! settings without a server, so most of these need none.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 /// A copy of the binary in its own directory, as an operator installs it.

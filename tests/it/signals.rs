@@ -2,9 +2,8 @@
 //! while connecting and while transferring, the process ends at once and
 //! leaves nothing behind (the check never spawns a process).
 
-mod common;
-use common::fault::{FaultServer, Step};
-use common::*;
+use crate::common::fault::{FaultServer, Step};
+use crate::common::*;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};

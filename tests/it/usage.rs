@@ -4,8 +4,7 @@
 //! The targets name 127.0.0.1 port 1, where nothing listens: a check that
 //! got as far as connecting would exit 3, not 2.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -199,6 +198,14 @@ fn unwritable_output() {
         &["--output", "/tmp/x", TARGET],
         "--output applies to --method respmod or reqmod",
     );
+}
+
+/// A count that would need a terabyte for its results is refused, not tried.
+#[test]
+fn repeat_is_bounded() {
+    usage(&["--repeat", "4294967295", TARGET], "--repeat");
+    usage(&["--repeat", "1000001", TARGET], "1..=1000000");
+    usage(&["--repeat", "0", TARGET], "--repeat");
 }
 
 #[test]

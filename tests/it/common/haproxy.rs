@@ -55,7 +55,8 @@ pub struct Setup<'a> {
 
 pub struct HAProxy {
     child: Option<Child>,
-    pub dir: TempDir,
+    /// Removed when HAProxy is dropped.
+    _dir: TempDir,
     /// The copy HAProxy runs, as seen from outside any chroot.
     pub check_bin: PathBuf,
     sock: PathBuf,
@@ -127,7 +128,7 @@ impl HAProxy {
             .expect("start haproxy");
         let mut haproxy = HAProxy {
             child: Some(child),
-            dir,
+            _dir: dir,
             check_bin,
             sock,
             log,

@@ -1,7 +1,6 @@
 //! The binary against the real c-icap server (Debian package, echo service).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn options_is_healthy() {

@@ -3,9 +3,8 @@
 //! the process was gone by its `--timeout` + 100 ms, that its peak RSS stayed
 //! under 8 MiB, and that nothing panicked or died of a signal.
 
-mod common;
-use common::fault::{FaultServer, Record, Step};
-use common::*;
+use crate::common::fault::{FaultServer, Record, Step};
+use crate::common::*;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -635,6 +634,32 @@ fn unix_connect_into_a_full_backlog() {
         &["--service", "echo", "NOT_USED", "NOT_USED", &path],
         "NOT_USED",
     );
+    // The watchdog reports in the format asked for: a Nagios plugin says
+    // CRITICAL (2), JSON is a JSON line.
+    let nagios = run_measured(
+        &[
+            "--format",
+            "nagios",
+            "--service",
+            "echo",
+            "NOT_USED",
+            "NOT_USED",
+            &path,
+        ],
+        "NOT_USED",
+    );
+    let json = run_measured(
+        &[
+            "--format",
+            "json",
+            "--service",
+            "echo",
+            "NOT_USED",
+            "NOT_USED",
+            &path,
+        ],
+        "NOT_USED",
+    );
     terminate(&mut listener);
     assert_eq!(ran.code, 4, "the watchdog's timeout: {ran:?}");
     assert!(
@@ -647,4 +672,17 @@ fn unix_connect_into_a_full_backlog() {
             .contains("timeout while running the check (exit 4)"),
         "{ran:?}"
     );
+    assert_eq!(nagios.code, 2, "{nagios:?}");
+    assert!(
+        nagios.stdout.starts_with("ICAP CRITICAL - unix:"),
+        "{nagios:?}"
+    );
+    assert!(
+        nagios.stdout.contains("timeout while running the check"),
+        "{nagios:?}"
+    );
+    assert_eq!(json.code, 4, "{json:?}");
+    let line: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("a JSON line");
+    assert_eq!(line["exit_code"], 4, "{json:?}");
+    assert_eq!(line["healthy"], false, "{json:?}");
 }

@@ -1,7 +1,6 @@
 //! Shared by the integration tests: the built binary, and real servers
 //! (Debian's c-icap) started on a free loopback port and stopped on drop.
 //! A missing server is a failure, never a skip: `tests/run` installs them.
-#![allow(dead_code)]
 
 pub mod fault;
 pub mod haproxy;

@@ -24,13 +24,9 @@ const KEEP: usize = 64 * 1024;
 pub enum Step {
     /// Reads until a blank line (`\r\n\r\n`) has been read, or EOF.
     ReadHead,
-    /// Reads until `n` more bytes have been read, or EOF.
-    ReadBytes(usize),
     /// Reads and discards until `pattern` has been read (e.g. `0\r\n\r\n`,
     /// the end of a chunked body), or EOF.
     ReadUntil(Vec<u8>),
-    /// Reads and discards until the peer closes.
-    Drain,
     Write(Vec<u8>),
     /// Writes `bytes` `times` times, without holding it all in memory:
     /// a 100 MiB header line, a million headers.
@@ -45,7 +41,6 @@ pub enum Step {
         bytes: Vec<u8>,
         every: Duration,
     },
-    Sleep(Duration),
     /// Keeps the connection open and reads nothing, until the server is
     /// dropped: the peer's writes fill the socket buffers and stall.
     Hold,
@@ -187,24 +182,6 @@ fn run_step(stream: &mut TcpStream, step: &Step, stop: &AtomicBool, rec: &mut Re
     match step {
         Step::ReadHead => read_until(stream, b"\r\n\r\n", stop, rec, MAX_HEAD),
         Step::ReadUntil(pattern) => read_until(stream, pattern, stop, rec, usize::MAX),
-        Step::ReadBytes(n) => {
-            let want = rec.total + *n as u64;
-            let mut buf = vec![0; 64 * 1024];
-            while rec.total < want {
-                let room =
-                    usize::try_from(want - rec.total).map_or(buf.len(), |r| r.min(buf.len()));
-                match read_some(stream, &mut buf[..room], stop, rec) {
-                    Some(_) => {}
-                    None => return Outcome::End,
-                }
-            }
-            Outcome::Next
-        }
-        Step::Drain => {
-            let mut buf = vec![0; 64 * 1024];
-            while read_some(stream, &mut buf, stop, rec).is_some() {}
-            Outcome::End
-        }
         Step::Write(bytes) => write_all(stream, bytes, stop, rec),
         Step::Repeat { bytes, times } => {
             // Batch small pieces so a million headers are not a million syscalls.
@@ -237,7 +214,6 @@ fn run_step(stream: &mut TcpStream, step: &Step, stop: &AtomicBool, rec: &mut Re
             }
             Outcome::Next
         }
-        Step::Sleep(d) => sleep(*d, stop),
         Step::Hold => loop {
             if let Outcome::End = sleep(TICK, stop) {
                 return Outcome::End;

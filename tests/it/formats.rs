@@ -1,8 +1,7 @@
 //! Several targets, whole pools from haproxy.cfg, and every output format,
 //! against the real c-icap. Machine formats are parsed, not grepped.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;

@@ -1,0 +1,14 @@
+//! The integration tests, one test binary: each module runs the built
+//! binary against real servers (c-icap, HAProxy, openssl, Python's
+//! http.server) or our fault-injection server, all on loopback.
+
+mod cicap;
+mod common;
+mod config;
+mod faults;
+mod formats;
+mod haproxy;
+mod http;
+mod signals;
+mod tls;
+mod usage;
