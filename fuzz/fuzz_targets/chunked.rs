@@ -1,5 +1,5 @@
 #![no_main]
-use icap_check::icap::chunked::{ChunkError, Decoder};
+use icap_check::fuzzing::{ChunkError, Decoder};
 use libfuzzer_sys::fuzz_target;
 
 /// Decoded body, bytes consumed and whether the body ended, or the error.

@@ -1,7 +1,7 @@
 #![no_main]
 use std::path::Path;
 
-use icap_check::config::{parse, SectionKind, Source};
+use icap_check::fuzzing::{parse_config as parse, SectionKind, Source};
 use libfuzzer_sys::fuzz_target;
 
 // Never panics; an accepted file has each section once, in line order, and

@@ -1,5 +1,5 @@
 #![no_main]
-use icap_check::icap::response::{parse_encapsulated, Section};
+use icap_check::fuzzing::{parse_encapsulated, Section};
 use libfuzzer_sys::fuzz_target;
 
 // Never panics; header sections of an accepted value lie within its headers.

@@ -1,8 +1,8 @@
 #![no_main]
 use std::path::Path;
 
-use icap_check::haproxy_cfg::parse;
-use icap_check::invocation::parse_server;
+use icap_check::fuzzing::parse_haproxy_cfg as parse;
+use icap_check::fuzzing::parse_server;
 use libfuzzer_sys::fuzz_target;
 
 // Never panics; every backend read can be selected by name, and every server's

@@ -1,5 +1,5 @@
 #![no_main]
-use icap_check::icap::response::{parse_head, Parsed, Protocol, MAX_HEAD};
+use icap_check::fuzzing::{parse_head, Parsed, Protocol, MAX_HEAD};
 use libfuzzer_sys::fuzz_target;
 
 // Never panics; a complete head lies within the input and the size bound,

@@ -1,7 +1,7 @@
 #![no_main]
-use icap_check::icap::reader::{Progress, Response, ResponseReader};
-use icap_check::icap::request::Method;
-use icap_check::verdict::Failure;
+use icap_check::fuzzing::{Progress, Response, ResponseReader};
+use icap_check::fuzzing::Method;
+use icap_check::fuzzing::Failure;
 use libfuzzer_sys::fuzz_target;
 
 /// Feeds `pieces` as they arrive, the server closing after the last one, the

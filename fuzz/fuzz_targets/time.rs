@@ -1,5 +1,5 @@
 #![no_main]
-use icap_check::deadline::{format_time, parse_time};
+use icap_check::fuzzing::{format_time, parse_time};
 use libfuzzer_sys::fuzz_target;
 
 // Never panics; what it accepts it accepts with surrounding blanks, and

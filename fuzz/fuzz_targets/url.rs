@@ -1,5 +1,5 @@
 #![no_main]
-use icap_check::invocation::parse;
+use icap_check::fuzzing::parse_target as parse;
 use libfuzzer_sys::fuzz_target;
 
 // One argument (a URL) and four (HAProxy's form, split at NUL bytes): never
