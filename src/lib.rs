@@ -5,13 +5,14 @@
 //! arguments or haproxy.cfg) → [`plan`] (validated settings) → [`run`]
 //! ([`net`] under one deadline → [`probes`]) → [`outcome`] → [`report`].
 //! Imports go one way: `app` → `run` → `plan` → `args` → `report`, `probes`
-//! → `net` → `outcome`, `text`, `date`. The library exists for the binary,
+//! → `net` → `outcome`, `file`, `text`, `date`. The library exists for the binary,
 //! its tests and its fuzz targets; it is not a stable API.
 #![forbid(unsafe_code)]
 
 mod app;
 mod args;
 mod date;
+mod file;
 mod net;
 mod outcome;
 mod plan;

@@ -185,29 +185,10 @@ pub fn load(path: &Path, source: Source) -> Result<ConfigFile, Failure> {
     parse(&text, path, source)
 }
 
-/// Largest configuration file read (config file, haproxy.cfg).
-pub const MAX_FILE: u64 = 4 << 20;
-
-/// Reads a configuration file, bounded: it is read before the deadline
-/// starts, so a FIFO (whose open blocks until a writer comes) or a device
-/// such as /dev/zero must not hang or bloat the check.
+/// Reads a configuration file: a regular file of at most 4 MiB of UTF-8
+/// (see [`crate::file`]).
 pub fn read_text_file(path: &Path, what: &str) -> Result<String, Failure> {
-    use std::io::Read;
-    let fail =
-        |why: String| Failure::Usage(format!("cannot read {what} {}: {why}", path.display()));
-    let meta = std::fs::metadata(path).map_err(|e| fail(describe_io(&e)))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    let file = std::fs::File::open(path).map_err(|e| fail(describe_io(&e)))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(describe_io(&e)))?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(fail(format!("larger than {} MiB", MAX_FILE >> 20)));
-    }
-    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))
+    crate::file::read_text(path, what, crate::file::MAX_FILE)
 }
 
 /// Parses the structure of the file: sections and `key [value]` lines. The
@@ -501,20 +482,6 @@ backend other
                     assert!(msg.contains(why), "{text:?}: {msg}");
                 }
                 other => panic!("{text:?}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn only_small_regular_files_are_read() {
-        for (path, why) in [
-            ("/dev/zero", "not a regular file"),
-            ("/nonexistent/x.conf", "no such file"),
-            ("/", "not a regular file"),
-        ] {
-            match read_text_file(Path::new(path), "config") {
-                Err(Failure::Usage(msg)) => assert!(msg.contains(why), "{msg}"),
-                other => panic!("{path}: {other:?}"),
             }
         }
     }
