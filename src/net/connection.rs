@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::ClientConnection;
 
@@ -36,17 +36,12 @@ enum Stream {
 }
 
 impl Stream {
-    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_read_timeout(Some(t)),
-            Stream::Unix(s) => s.set_read_timeout(Some(t)),
-        }
-    }
-
-    fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(Some(t)),
-            Stream::Unix(s) => s.set_write_timeout(Some(t)),
+    fn set_timeout(&self, t: Duration, reading: bool) -> io::Result<()> {
+        match (self, reading) {
+            (Stream::Tcp(s), true) => s.set_read_timeout(Some(t)),
+            (Stream::Tcp(s), false) => s.set_write_timeout(Some(t)),
+            (Stream::Unix(s), true) => s.set_read_timeout(Some(t)),
+            (Stream::Unix(s), false) => s.set_write_timeout(Some(t)),
         }
     }
 
@@ -58,21 +53,79 @@ impl Stream {
     }
 }
 
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
+/// The deadline passed during an operation of this phase: carried inside an
+/// `io::Error` through rustls and ureq, back to [`io_failure`].
+#[derive(Debug, Clone, Copy)]
+struct DeadlinePassed(Phase);
+
+impl std::fmt::Display for DeadlinePassed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timeout while {}", self.0)
+    }
+}
+
+impl std::error::Error for DeadlinePassed {}
+
+/// The socket under the deadline. Every read and write, whoever makes it
+/// (our parsers, rustls looping in its handshake or over a record that
+/// trickles in, ureq), first asks the deadline, waits only for what is left
+/// (in slices of [`MAX_WAIT`]), and fails with [`DeadlinePassed`] once it
+/// has passed: no loop above can outlive the deadline.
+struct Timed {
+    sock: Stream,
+    deadline: Deadline,
+    /// The phase a timeout is reported in.
+    phase: Phase,
+    /// Stop waiting here with `WouldBlock`: a write that leaves room to
+    /// look at the answer in between, or a read of what has arrived.
+    until: Option<Instant>,
+}
+
+impl Timed {
+    fn wait<T>(
+        &mut self,
+        reading: bool,
+        mut op: impl FnMut(&mut Stream) -> io::Result<T>,
+    ) -> io::Result<T> {
+        loop {
+            let left = self
+                .deadline
+                .remaining(self.phase)
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, DeadlinePassed(self.phase)))?;
+            let mut wait = left.min(MAX_WAIT);
+            if let Some(until) = self.until {
+                let rest = until.saturating_duration_since(Instant::now());
+                // A zero timeout means none: wait at least a microsecond.
+                wait = wait.min(rest.max(Duration::from_micros(1)));
+            }
+            self.sock.set_timeout(wait, reading)?;
+            match op(&mut self.sock) {
+                Err(e) if retryable(&e) => {
+                    if self.until.is_some_and(|u| Instant::now() >= u) {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                }
+                result => return result,
+            }
         }
     }
 }
 
-impl Write for Stream {
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.wait(true, |s| match s {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        })
+    }
+}
+
+impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
+        self.wait(false, |s| match s {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
-        }
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -80,10 +133,9 @@ impl Write for Stream {
     }
 }
 
-/// The socket, and TLS over it when the check asks for it. Socket timeouts
-/// bound every TLS read and write as they bound plain ones.
+/// The socket, and TLS over it when the check asks for it.
 struct Channel {
-    sock: Stream,
+    sock: Timed,
     tls: Option<Box<ClientConnection>>,
 }
 
@@ -115,7 +167,7 @@ impl Channel {
 
 fn tls_read(
     tls: &mut ClientConnection,
-    sock: &mut Stream,
+    sock: &mut Timed,
     buf: &mut [u8],
     flush: bool,
 ) -> io::Result<usize> {
@@ -129,8 +181,18 @@ fn tls_read(
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
             Err(e) => return Err(e),
         }
-        while flush && tls.wants_write() {
-            tls.write_tls(sock)?;
+        if flush && tls.wants_write() {
+            // What is still being sent is the request: a timeout here is
+            // one while sending.
+            let phase = std::mem::replace(&mut sock.phase, Phase::Send);
+            let sent = (|| {
+                while tls.wants_write() {
+                    tls.write_tls(sock)?;
+                }
+                Ok::<(), io::Error>(())
+            })();
+            sock.phase = phase;
+            sent?;
         }
         // At the end of the stream the reader reports it on the next turn.
         tls.read_tls(sock)?;
@@ -140,9 +202,9 @@ fn tls_read(
 }
 
 /// Hands `buf` to rustls (it takes at most its buffer's worth once the
-/// previous records are out) and sends what it can without waiting past the
-/// socket's timeout.
-fn tls_write(tls: &mut ClientConnection, sock: &mut Stream, buf: &[u8]) -> io::Result<usize> {
+/// previous records are out) and sends what it can without waiting past
+/// what the socket allows.
+fn tls_write(tls: &mut ClientConnection, sock: &mut Timed, buf: &[u8]) -> io::Result<usize> {
     while tls.wants_write() {
         tls.write_tls(sock)?;
     }
@@ -162,7 +224,6 @@ fn tls_write(tls: &mut ClientConnection, sock: &mut Stream, buf: &[u8]) -> io::R
 
 pub struct Connection {
     stream: Channel,
-    deadline: Deadline,
     /// Phases this connection went through; the probe copies them out.
     pub timings: Timings,
     buf: Vec<u8>,
@@ -180,24 +241,29 @@ impl Connection {
         deadline: Deadline,
     ) -> Result<Connection, Failure> {
         let mut timings = Timings::default();
-        let mut sock = match endpoint {
+        let sock = match endpoint {
             Endpoint::Tcp { host, port } => {
                 Stream::Tcp(connect_tcp(host, *port, deadline, &mut timings)?)
             }
             Endpoint::Unix(path) => Stream::Unix(connect_unix(path)?),
         };
         timings.connect = Some(deadline.elapsed());
+        let mut sock = Timed {
+            sock,
+            deadline,
+            phase: Phase::Handshake,
+            until: None,
+        };
         let tls = match tls {
             None => None,
             Some(client) => {
-                let conn = handshake(client, &mut sock, deadline)?;
+                let conn = handshake(client, &mut sock)?;
                 timings.tls = Some(deadline.elapsed());
                 Some(Box::new(conn))
             }
         };
         Ok(Connection {
             stream: Channel { sock, tls },
-            deadline,
             timings,
             buf: vec![0; FIRST_READ],
             start: 0,
@@ -215,6 +281,13 @@ impl Connection {
         self.start = (self.start + n).min(self.end);
     }
 
+    /// The phase a timeout is reported in, and how long an operation may
+    /// wait short of the deadline.
+    fn arm(&mut self, phase: Phase, until: Option<Instant>) {
+        self.stream.sock.phase = phase;
+        self.stream.sock.until = until;
+    }
+
     /// Reads more bytes into the buffer; `Ok(0)` means the server closed.
     pub fn fill(&mut self, phase: Phase) -> Result<usize, Failure> {
         if self.eof {
@@ -227,42 +300,25 @@ impl Connection {
                 "response larger than the receive buffer".into(),
             ));
         }
-        loop {
-            let left = self.deadline.remaining(phase)?.min(MAX_WAIT);
-            // A TLS read may first send what rustls still holds of the request.
-            self.stream
-                .sock
-                .set_read_timeout(left)
-                .and_then(|()| self.stream.sock.set_write_timeout(left))
-                .map_err(|e| io_failure(&e, phase))?;
-            match self.stream.read(&mut self.buf[self.end..]) {
-                Ok(0) => {
-                    self.eof = true;
-                    return Ok(0);
-                }
-                Ok(n) => {
-                    self.end += n;
-                    self.mark_first_byte();
-                    if self.end == self.buf.len() {
-                        self.grow();
-                    }
-                    return Ok(n);
-                }
-                Err(e) if retryable(&e) => continue,
-                Err(e) => return Err(io_failure(&e, phase)),
+        self.arm(phase, None);
+        match self.stream.read(&mut self.buf[self.end..]) {
+            Ok(0) => {
+                self.eof = true;
+                Ok(0)
             }
+            Ok(n) => {
+                self.received(n);
+                Ok(n)
+            }
+            Err(e) => Err(io_failure(&e, phase)),
         }
     }
 
     /// Sends all of `bytes` within the deadline.
     pub fn send(&mut self, bytes: &[u8], phase: Phase) -> Result<(), Failure> {
+        self.arm(phase, None);
         let mut rest = bytes;
         while !rest.is_empty() {
-            let left = self.deadline.remaining(phase)?.min(MAX_WAIT);
-            self.stream
-                .sock
-                .set_write_timeout(left)
-                .map_err(|e| io_failure(&e, phase))?;
             match self.stream.write(rest) {
                 Ok(0) => {
                     return Err(Failure::Protocol(format!(
@@ -270,7 +326,6 @@ impl Connection {
                     )))
                 }
                 Ok(n) => rest = &rest[n..],
-                Err(e) if retryable(&e) => continue,
                 Err(e) => return Err(io_failure(&e, phase)),
             }
         }
@@ -287,17 +342,13 @@ impl Connection {
         phase: Phase,
         max_wait: Duration,
     ) -> Result<usize, Failure> {
-        let slice = self.deadline.remaining(phase)?.min(max_wait);
-        self.stream
-            .sock
-            .set_write_timeout(slice)
-            .map_err(|e| io_failure(&e, phase))?;
+        self.arm(phase, Instant::now().checked_add(max_wait));
         match self.stream.write(bytes) {
             Ok(0) if !bytes.is_empty() => Err(Failure::Protocol(format!(
                 "connection closed while {phase}"
             ))),
             Ok(n) => Ok(n),
-            Err(e) if retryable(&e) => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(e) => Err(io_failure(&e, phase)),
         }
     }
@@ -311,39 +362,44 @@ impl Connection {
         if self.end == self.buf.len() && !self.grow() {
             return Ok(());
         }
+        self.arm(phase, Some(Instant::now()));
         self.stream
+            .sock
             .sock
             .set_nonblocking(true)
             .map_err(|e| io_failure(&e, phase))?;
         let got = self.stream.try_read(&mut self.buf[self.end..]);
         self.stream
             .sock
+            .sock
             .set_nonblocking(false)
             .map_err(|e| io_failure(&e, phase))?;
         match got {
             Ok(0) => self.eof = true,
-            Ok(n) => {
-                self.end += n;
-                self.mark_first_byte();
-                if self.end == self.buf.len() {
-                    self.grow();
-                }
-            }
-            Err(e) if retryable(&e) => {}
+            Ok(n) => self.received(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(io_failure(&e, phase)),
         }
         Ok(())
     }
 
+    fn received(&mut self, n: usize) {
+        self.end += n;
+        self.mark_first_byte();
+        if self.end == self.buf.len() {
+            self.grow();
+        }
+    }
+
     fn mark_first_byte(&mut self) {
         if self.timings.first_byte.is_none() {
-            self.timings.first_byte = Some(self.deadline.elapsed());
+            self.timings.first_byte = Some(self.stream.sock.deadline.elapsed());
         }
     }
 
     /// Records that the whole request has been written.
     pub fn mark_sent(&mut self) {
-        self.timings.request_sent = Some(self.deadline.elapsed());
+        self.timings.request_sent = Some(self.stream.sock.deadline.elapsed());
     }
 
     /// The server has closed its side: what is buffered is all there will be.
@@ -370,42 +426,40 @@ impl Connection {
     }
 }
 
+/// A wait that ended without an error of its own: the socket's timeout
+/// slice, or a signal. [`Timed`] asks the deadline again and retries.
 fn retryable(e: &io::Error) -> bool {
-    // A socket timeout ends early only if the deadline says so; the caller
-    // asks the deadline again before retrying.
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
     )
 }
 
+/// An error of an operation of `phase` as a failure class: the deadline's
+/// (whichever phase it passed in), TLS's, or the connection's.
 fn io_failure(e: &io::Error, phase: Phase) -> Failure {
-    match e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
+    let inner = e.get_ref();
+    if let Some(DeadlinePassed(at)) = inner.and_then(|i| i.downcast_ref::<DeadlinePassed>()) {
+        return Failure::Timeout(*at);
+    }
+    match inner.and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(e) => Failure::Tls(tls::describe_error(e)),
         None => Failure::Protocol(format!("{} while {phase}", describe(e))),
     }
 }
 
-/// The TLS handshake, bounded by the deadline; then the expiry rule.
-fn handshake(
-    client: &TlsClient,
-    sock: &mut Stream,
-    deadline: Deadline,
-) -> Result<ClientConnection, Failure> {
+/// The TLS handshake, bounded by the deadline (rustls loops over reads
+/// and writes until it is done; each goes through [`Timed`]); then the
+/// expiry rule.
+fn handshake(client: &TlsClient, sock: &mut Timed) -> Result<ClientConnection, Failure> {
     let phase = Phase::Handshake;
+    sock.phase = phase;
+    sock.until = None;
     let mut conn = ClientConnection::new(client.config.clone(), client.server_name.clone())
         .map_err(|e| Failure::Tls(tls::describe_error(&e)))?;
     while conn.is_handshaking() {
-        let left = deadline.remaining(phase)?.min(MAX_WAIT);
-        sock.set_read_timeout(left)
-            .and_then(|()| sock.set_write_timeout(left))
-            .map_err(|e| io_failure(&e, phase))?;
         match conn.complete_io(sock) {
             Ok(_) => {}
-            Err(e) if retryable(&e) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 return Err(Failure::Tls(
                     "the server closed the connection during the handshake (is it speaking TLS?)"

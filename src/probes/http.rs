@@ -283,6 +283,8 @@ struct Shared {
     timings: Timings,
     /// The final answer's status.
     status: Option<u16>,
+    /// The answer's head has been read: what is read now is its body.
+    head_read: bool,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -297,7 +299,9 @@ fn exchange(check: &HttpProbe, deadline: Deadline, state: &SharedState) -> Verdi
         .max_redirects(0)
         .proxy(None)
         .user_agent(USER_AGENT)
-        .timeout_global(Some(deadline.remaining(Phase::Connect)?))
+        // No timeout of ureq's own: it would race the deadline, which every
+        // read and write of our transport keeps (a deadline is always exit 4).
+        .timeout_global(None)
         .build();
     let connector = ProbeConnector {
         endpoint: check.endpoint.clone(),
@@ -311,6 +315,7 @@ fn exchange(check: &HttpProbe, deadline: Deadline, state: &SharedState) -> Verdi
     let mut body = check.body.clone();
     let mut hops = 0;
     loop {
+        lock(state).head_read = false;
         let url = format!("{}{path}", check.origin);
         log::info!("> {method} {url}");
         let mut request = ureq::http::Request::builder()
@@ -331,7 +336,11 @@ fn exchange(check: &HttpProbe, deadline: Deadline, state: &SharedState) -> Verdi
         };
         let mut response = sent?;
         let status = response.status();
-        lock(state).status = Some(status.as_u16());
+        {
+            let mut shared = lock(state);
+            shared.status = Some(status.as_u16());
+            shared.head_read = true;
+        }
         log::info!("< {:?} {status}", response.version());
         if check.follow_redirects && status.is_redirection() {
             if let Some(location) = response.headers().get("location") {
@@ -373,7 +382,11 @@ fn exchange(check: &HttpProbe, deadline: Deadline, state: &SharedState) -> Verdi
             .read_to_end(&mut prefix)
             .map_err(|e| {
                 lock(state).failure.take().unwrap_or_else(|| {
-                    Failure::Protocol(format!("{} while reading the body", describe_io(&e)))
+                    if e.kind() == std::io::ErrorKind::TimedOut {
+                        Failure::Timeout(Phase::Body)
+                    } else {
+                        Failure::Protocol(format!("{} while reading the body", describe_io(&e)))
+                    }
                 })
             })?;
         return judge(
@@ -508,10 +521,10 @@ impl Transport for ProbeTransport {
             self.conn.mark_sent();
         }
         if self.conn.buffered().is_empty() {
-            let phase = if self.conn.timings.first_byte.is_none() {
-                Phase::Receive
-            } else {
+            let phase = if lock(&self.state).head_read {
                 Phase::Body
+            } else {
+                Phase::Receive
             };
             let filled = self.conn.fill(phase);
             self.record();
