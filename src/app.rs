@@ -66,7 +66,9 @@ pub fn run(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> u8 {
         reporter.text(&text, Stream::Stdout);
         return if valid { 0 } else { report::usage_code(false) };
     }
-    let mut jobs: Vec<Job> = planned.into_iter().map(|p| p.job).collect();
+    // A Vec of its own, not an in-place collect that keeps the plan's.
+    let mut jobs: Vec<Job> = Vec::with_capacity(planned.len());
+    jobs.extend(planned.into_iter().map(|p| p.job));
     if let Some(runs) = cli.run.repeat {
         let [Job::Ready(settings)] = jobs.as_mut_slice() else {
             return reporter.usage(&crate::outcome::Failure::Usage(

@@ -1,13 +1,13 @@
 #![no_main]
 use std::path::Path;
 
-use icap_check::fuzzing::{parse_config as parse, SectionKind, Source};
+use icap_check::fuzzing::{parse_config as parse, SectionKind, Source, Wanted};
 use libfuzzer_sys::fuzz_target;
 
 // Never panics; an accepted file has each section once, in line order, and
 // picking the layers for any backend/server of it does not panic either.
 fuzz_target!(|text: &str| {
-    let Ok(file) = parse(text, Path::new("fuzz.conf"), Source::Flag) else {
+    let Ok(file) = parse(text, Path::new("fuzz.conf"), Source::Flag, &Wanted::All) else {
         return;
     };
     for (i, section) in file.sections.iter().enumerate() {

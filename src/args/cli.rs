@@ -377,6 +377,17 @@ pub fn in_file(long: &str) -> Option<bool> {
     })
 }
 
+/// Whether the option with this long name may be given more than once
+/// (`--header`).
+pub fn repeatable(long: &str) -> bool {
+    with_command(|command| {
+        command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(long))
+            .is_some_and(|a| matches!(a.get_action(), clap::ArgAction::Append))
+    })
+}
+
 /// Every option of the definition, in definition order (read once).
 pub fn options() -> &'static [OptionInfo] {
     static OPTIONS: std::sync::OnceLock<Vec<OptionInfo>> = std::sync::OnceLock::new();

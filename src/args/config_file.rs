@@ -6,6 +6,7 @@
 //! long option without its dashes; its value is checked by the same clap
 //! definition as the command line, so the two cannot drift apart.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub const SYSTEM_CONFIG: &str = "/etc/icap-check.conf";
 /// HAProxy's `external-check preserve-env`).
 pub const CONFIG_ENV: &str = "ICAP_CHECK_CONFIG";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SectionKind {
     Defaults,
     Backend(String),
@@ -102,27 +103,71 @@ impl fmt::Display for Source {
 pub struct ConfigFile {
     pub path: PathBuf,
     pub source: Source,
+    /// The sections kept (see [`Wanted`]), in the order of the file.
     pub sections: Vec<Section>,
+    /// Where each kept section is in `sections`.
+    index: HashMap<SectionKind, usize>,
+}
+
+/// Which sections a run keeps. Every line of the file is read and its
+/// structure checked, but only the sections a run can use are kept: a check
+/// costs memory for its own sections, not the file's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wanted {
+    All,
+    /// `defaults`, and these backends and `BACKEND/SERVER` servers.
+    Only {
+        backends: HashSet<String>,
+        servers: HashSet<String>,
+    },
+}
+
+impl Wanted {
+    /// The sections of one check.
+    pub fn one(backend: Option<&str>, server: Option<&str>) -> Wanted {
+        let mut w = Wanted::Only {
+            backends: HashSet::new(),
+            servers: HashSet::new(),
+        };
+        w.add(backend, server);
+        w
+    }
+
+    pub fn add(&mut self, backend: Option<&str>, server: Option<&str>) {
+        if let Wanted::Only { backends, servers } = self {
+            if let Some(b) = backend {
+                backends.insert(b.to_string());
+                if let Some(s) = server {
+                    servers.insert(format!("{b}/{s}"));
+                }
+            }
+        }
+    }
+
+    fn keeps(&self, kind: &SectionKind) -> bool {
+        match (self, kind) {
+            (Wanted::All, _) | (_, SectionKind::Defaults) => true,
+            (Wanted::Only { backends, .. }, SectionKind::Backend(b)) => backends.contains(b),
+            (Wanted::Only { servers, .. }, SectionKind::Server(s)) => servers.contains(s),
+        }
+    }
 }
 
 impl ConfigFile {
     /// The sections that apply to a check, in increasing precedence:
     /// defaults, the backend's, the server's.
     pub fn layers(&self, backend: Option<&str>, server: Option<&str>) -> Vec<&Section> {
-        let server_name = match (backend, server) {
-            (Some(b), Some(s)) => Some(format!("{b}/{s}")),
-            _ => None,
-        };
-        let mut layers: Vec<&Section> = Vec::with_capacity(3);
-        for wanted in 0..3 {
-            layers.extend(self.sections.iter().filter(|s| match (&s.kind, wanted) {
-                (SectionKind::Defaults, 0) => true,
-                (SectionKind::Backend(b), 1) => Some(b.as_str()) == backend,
-                (SectionKind::Server(n), 2) => server_name.as_deref() == Some(n.as_str()),
-                _ => false,
-            }));
+        let mut kinds = vec![SectionKind::Defaults];
+        if let Some(b) = backend {
+            kinds.push(SectionKind::Backend(b.to_string()));
+            if let Some(s) = server {
+                kinds.push(SectionKind::Server(format!("{b}/{s}")));
+            }
         }
-        layers
+        kinds
+            .iter()
+            .filter_map(|k| self.index.get(k).and_then(|&i| self.sections.get(i)))
+            .collect()
     }
 
     /// `FILE:LINE: why`, the form of every error about the file.
@@ -179,10 +224,10 @@ pub fn candidates(argv0: &OsStr) -> Vec<(PathBuf, Source)> {
     found
 }
 
-/// Reads and parses the file at `path`.
-pub fn load(path: &Path, source: Source) -> Result<ConfigFile, Failure> {
+/// Reads and parses the file at `path`, keeping the `wanted` sections.
+pub fn load(path: &Path, source: Source, wanted: &Wanted) -> Result<ConfigFile, Failure> {
     let text = read_text_file(path, "config")?;
-    parse(&text, path, source)
+    parse(&text, path, source, wanted)
 }
 
 /// Reads a configuration file: a regular file of at most 4 MiB of UTF-8
@@ -191,88 +236,230 @@ pub fn read_text_file(path: &Path, what: &str) -> Result<String, Failure> {
     crate::file::read_text(path, what, crate::file::MAX_FILE)
 }
 
+/// Longer than any option's name.
+const MAX_KEY: usize = 64;
+
+/// An over-long key as kept for messages: its start.
+fn cut(key: &str) -> String {
+    let end = (0..=MAX_KEY)
+        .rev()
+        .find(|&i| key.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}...", &key[..end])
+}
+
+/// How many times one key may appear in one section. Only `header` is
+/// repeatable (and HTTP servers refuse more headers than this); for other
+/// keys the last one counts.
+pub const MAX_REPEATS: usize = 100;
+
 /// Parses the structure of the file: sections and `key [value]` lines. The
-/// keys' values are checked later, by clap, for the sections in use.
-pub fn parse(text: &str, path: &Path, source: Source) -> Result<ConfigFile, Failure> {
+/// keys' values are checked later, by clap, for the sections in use. Linear
+/// in the file's size: sections are found by hash, and a section keeps one
+/// entry per key (the last), or up to [`MAX_REPEATS`] of a repeatable key.
+pub fn parse(
+    text: &str,
+    path: &Path,
+    source: Source,
+    wanted: &Wanted,
+) -> Result<ConfigFile, Failure> {
     let mut sections: Vec<Section> = Vec::new();
+    let mut index: HashMap<SectionKind, usize> = HashMap::new();
+    // Every section met, kept or not, to name a duplicate: by the hash of
+    // its kind, to the line where it starts (a few bytes a section however
+    // many there are; a hash shared by two kinds is told apart by reading
+    // the earlier line again).
+    let mut seen = Seen::default();
+    // The section the lines belong to, and whether it is kept.
+    let mut current: Option<(usize, Option<usize>)> = None;
+    // What the definition says of each key met: (allowed in a file, repeatable).
+    let mut keys: HashMap<String, Option<(bool, bool)>> = HashMap::new();
+    let mut offset = 0;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
+        let at = offset;
+        // Where the next line starts: past this one and its line end.
+        offset += raw.len();
+        let rest_of_text = text.get(offset..).unwrap_or_default();
+        offset += usize::from(rest_of_text.starts_with("\r\n")) * 2
+            + usize::from(rest_of_text.starts_with('\n'));
         let words = split_words(raw).map_err(|why| located(path, line, why))?;
         let Some((first, rest)) = words.split_first() else {
             continue;
         };
-        let kind = match first.as_str() {
-            "defaults" => match rest {
-                [] => Some(SectionKind::Defaults),
-                _ => return Err(located(path, line, "'defaults' takes no name")),
-            },
-            "backend" => match rest {
-                [name] if valid_name(name) => Some(SectionKind::Backend(name.clone())),
-                _ => return Err(located(path, line, "expected 'backend NAME'")),
-            },
-            "server" => match rest {
-                [name]
-                    if name
-                        .split_once('/')
-                        .is_some_and(|(b, s)| valid_name(b) && valid_name(s)) =>
-                {
-                    Some(SectionKind::Server(name.clone()))
-                }
-                _ => return Err(located(path, line, "expected 'server BACKEND/SERVER'")),
-            },
-            _ => None,
-        };
+        let kind = section_header(&words).map_err(|why| located(path, line, why))?;
         if let Some(kind) = kind {
-            if let Some(first) = sections.iter().find(|s| s.kind == kind) {
+            if let Some(first) = seen.insert(&kind, line, at, text) {
                 return Err(located(
                     path,
                     line,
-                    format!("section '{kind}' already defined at line {}", first.line),
+                    format!(
+                        "section '{}' already defined at line {first}",
+                        escape(&kind.to_string())
+                    ),
                 ));
             }
-            sections.push(Section {
-                kind,
-                line,
-                entries: Vec::new(),
+            let kept = wanted.keeps(&kind).then(|| {
+                index.insert(kind.clone(), sections.len());
+                sections.push(Section {
+                    kind: kind.clone(),
+                    line,
+                    entries: Vec::new(),
+                });
+                sections.len() - 1
             });
+            current = Some((line, kept));
             continue;
         }
-        let key = first.clone();
+        let key = first;
         if key.starts_with('-') {
             return Err(located(
                 path,
                 line,
                 format!(
-                    "'{key}': write keys without dashes ('{}')",
-                    key.trim_start_matches('-')
+                    "'{}': write keys without dashes ('{}')",
+                    escape(key),
+                    escape(key.trim_start_matches('-'))
                 ),
             ));
         }
-        if cli::in_file(&key) == Some(false) {
+        // No option has a name this long: an unknown key, kept short.
+        let (key, known) = if key.len() > MAX_KEY {
+            (&cut(key), None)
+        } else {
+            let known = *keys.entry(key.clone()).or_insert_with(|| {
+                cli::in_file(key).map(|in_file| (in_file, cli::repeatable(key)))
+            });
+            (key, known)
+        };
+        if known.is_some_and(|(in_file, _)| !in_file) {
             return Err(located(
                 path,
                 line,
-                format!("'{key}' cannot be set in the config file"),
+                format!("'{}' cannot be set in the config file", escape(key)),
             ));
         }
-        let Some(section) = sections.last_mut() else {
+        let Some((_, kept)) = current else {
             return Err(located(
                 path,
                 line,
-                format!("'{key}' outside a section: start with 'defaults', 'backend NAME' or 'server BACKEND/SERVER'"),
+                format!("'{}' outside a section: start with 'defaults', 'backend NAME' or 'server BACKEND/SERVER'", escape(key)),
             ));
         };
-        section.entries.push(Entry {
+        let Some(section) = kept.and_then(|k| sections.get_mut(k)) else {
+            continue;
+        };
+        let entry = Entry {
             line,
-            key,
+            key: key.clone(),
             value: (!rest.is_empty()).then(|| rest.join(" ")),
-        });
+        };
+        let repeatable = known.is_some_and(|(_, r)| r);
+        let same = section
+            .entries
+            .iter()
+            .filter(|e| e.key == entry.key)
+            .count();
+        if repeatable && same >= MAX_REPEATS {
+            return Err(located(
+                path,
+                line,
+                format!(
+                    "more than {MAX_REPEATS} '{}' lines in one section",
+                    escape(key)
+                ),
+            ));
+        }
+        if !repeatable {
+            // The last one counts: the earlier one is dropped, not kept.
+            section.entries.retain(|e| e.key != entry.key);
+        }
+        section.entries.push(entry);
     }
     Ok(ConfigFile {
         path: path.to_path_buf(),
         source,
         sections,
+        index,
     })
+}
+
+/// A section header line: `defaults`, `backend NAME`, `server BACKEND/SERVER`;
+/// `Ok(None)` for any other line.
+fn section_header(words: &[String]) -> Result<Option<SectionKind>, &'static str> {
+    let Some((first, rest)) = words.split_first() else {
+        return Ok(None);
+    };
+    Ok(match first.as_str() {
+        "defaults" => match rest {
+            [] => Some(SectionKind::Defaults),
+            _ => return Err("'defaults' takes no name"),
+        },
+        "backend" => match rest {
+            [name] if valid_name(name) => Some(SectionKind::Backend(name.clone())),
+            _ => return Err("expected 'backend NAME'"),
+        },
+        "server" => match rest {
+            [name]
+                if name
+                    .split_once('/')
+                    .is_some_and(|(b, s)| valid_name(b) && valid_name(s)) =>
+            {
+                Some(SectionKind::Server(name.clone()))
+            }
+            _ => return Err("expected 'server BACKEND/SERVER'"),
+        },
+        _ => None,
+    })
+}
+
+/// The sections met so far, as hashes of their kind with the line (and its
+/// byte offset) where they start.
+#[derive(Default)]
+struct Seen {
+    first: HashMap<u64, (usize, usize)>,
+    /// Sections whose hash an earlier, different section already had.
+    collided: Vec<(SectionKind, usize)>,
+}
+
+impl Seen {
+    /// Records that `kind` starts at `line`, `offset` bytes into `text`; if
+    /// it was met before, the line where it first started.
+    fn insert(
+        &mut self,
+        kind: &SectionKind,
+        line: usize,
+        offset: usize,
+        text: &str,
+    ) -> Option<usize> {
+        use std::hash::BuildHasher;
+        // A fixed hasher: the same kind must hash the same every time.
+        let hash =
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(kind);
+        if let Some((_, at)) = self.collided.iter().find(|(k, _)| k == kind) {
+            return Some(*at);
+        }
+        match self.first.get(&hash) {
+            None => {
+                self.first.insert(hash, (line, offset));
+                None
+            }
+            Some(&(at, from)) => {
+                let earlier = text
+                    .get(from..)
+                    .and_then(|t| t.lines().next())
+                    .and_then(|l| split_words(l).ok())
+                    .and_then(|w| section_header(&w).ok().flatten());
+                if earlier.as_ref() == Some(kind) {
+                    Some(at)
+                } else {
+                    self.collided.push((kind.clone(), line));
+                    None
+                }
+            }
+        }
+    }
 }
 
 fn valid_name(name: &str) -> bool {
@@ -373,7 +560,7 @@ mod test {
     use super::*;
 
     fn parsed(text: &str) -> Result<ConfigFile, Failure> {
-        parse(text, Path::new("/etc/x.conf"), Source::Flag)
+        parse(text, Path::new("/etc/x.conf"), Source::Flag, &Wanted::All)
     }
 
     const EXAMPLE: &str = "\
@@ -454,6 +641,84 @@ backend other
         assert_eq!(split_words("# all comment").unwrap(), Vec::<String>::new());
         assert!(split_words("a \"open").is_err());
         assert!(split_words("a 'open").is_err());
+    }
+
+    #[test]
+    fn only_wanted_sections_are_kept_but_every_line_is_read() {
+        let text = "defaults\n timeout 1s\nbackend a\n service x\nbackend b\n service y\nserver a/s\n timeout 2s\nserver b/s\n timeout 3s\n";
+        let c = parse(
+            text,
+            Path::new("x"),
+            Source::Flag,
+            &Wanted::one(Some("a"), Some("s")),
+        )
+        .unwrap();
+        let kept: Vec<String> = c.sections.iter().map(|s| s.kind.to_string()).collect();
+        assert_eq!(kept, ["defaults", "backend a", "server a/s"]);
+        assert_eq!(c.layers(Some("b"), Some("s")).len(), 1);
+        // A structural error in a section this run does not keep still counts.
+        let bad = format!("{text}backend c\n service \"open\n");
+        assert!(parse(
+            &bad,
+            Path::new("x"),
+            Source::Flag,
+            &Wanted::one(Some("a"), None)
+        )
+        .is_err());
+        // So does a duplicate among sections not kept.
+        let dup = format!("{text}backend b\n");
+        match parse(
+            &dup,
+            Path::new("x"),
+            Source::Flag,
+            &Wanted::one(Some("a"), None),
+        ) {
+            Err(Failure::Usage(why)) => assert!(
+                why.ends_with("section 'backend b' already defined at line 5"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_counts_once_per_section_but_header_repeats() {
+        let c = parsed("defaults\n timeout 1s\n header A: 1\n timeout 2s\n header B: 2\n").unwrap();
+        let entries: Vec<(usize, &str, Option<&str>)> = c.sections[0]
+            .entries
+            .iter()
+            .map(|e| (e.line, e.key.as_str(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (3, "header", Some("A: 1")),
+                (4, "timeout", Some("2s")),
+                (5, "header", Some("B: 2"))
+            ]
+        );
+        let many = format!("defaults\n{}", " header X: y\n".repeat(MAX_REPEATS + 1));
+        match parsed(&many) {
+            Err(Failure::Usage(why)) => {
+                assert!(why.contains(":102: more than 100 'header' lines"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_overlong_key_is_kept_short() {
+        let c = parsed(&format!("defaults\n {} 1\n", "k".repeat(10_000))).unwrap();
+        assert_eq!(c.sections[0].entries[0].key.len(), MAX_KEY + 3);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_key() {
+        let dir = std::env::temp_dir().join(format!("icap-check-bom-{}", std::process::id()));
+        std::fs::write(&dir, "\u{feff}defaults\n timeout 1s\n").unwrap();
+        let c = load(&dir, Source::Flag, &Wanted::All);
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(c.unwrap().sections[0].kind, SectionKind::Defaults);
     }
 
     #[test]

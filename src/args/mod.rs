@@ -12,10 +12,13 @@ pub mod haproxy_cfg;
 pub mod target;
 pub mod time;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::OsString;
+use std::sync::Arc;
 
 use self::cli::Cli;
-use self::config_file::{Applied, ConfigFile, Entry};
+use self::config_file::{Applied, ConfigFile, Entry, Wanted};
 use self::target::Target;
 use crate::outcome::Failure;
 use crate::report::Format;
@@ -59,18 +62,19 @@ pub struct TargetArgs {
     pub backend: Option<String>,
     pub server: Option<String>,
     pub shown: String,
-    pub prepared: Result<Prepared, Failure>,
+    pub prepared: Result<Box<Prepared>, Failure>,
 }
 
 /// A target whose arguments are all valid.
 pub struct Prepared {
     pub target: Target,
     /// The command line over the config file's sections for this target.
-    pub options: Cli,
+    /// Shared by the targets whose options come from the same sections.
+    pub options: Arc<Cli>,
     /// The ids of the options typed on the command line (options from a
     /// config file may be meant for other sections, and are not mistakes).
-    pub typed: Vec<String>,
-    /// What the config file gave, for `--explain`.
+    pub typed: Arc<[String]>,
+    /// What the config file gave, for `--explain` (only then).
     pub applied: Option<Applied>,
     /// The effective settings as `key=value ...`, for `--explain`.
     pub described: Option<String>,
@@ -108,28 +112,54 @@ pub fn gather(
         let (text, valid) = check_config(&typed, &argv0, env);
         return Ok(Gathered::CheckConfig { text, valid });
     }
+    // The pool, when the targets are haproxy.cfg's servers.
+    let cfg = match &typed.run.haproxy_cfg {
+        Some(_) if !typed.targets.is_empty() => {
+            return Err(usage(Failure::Usage(
+                "--haproxy-cfg reads the targets from the file: give no targets".into(),
+            )))
+        }
+        Some(path) => Some(haproxy_cfg::load(path).map_err(usage)?),
+        None => None,
+    };
+    // By hand the sections are those of --backend/--server, else HAProxy's variables.
+    let named =
+        |flag: Option<String>, var: &str| flag.or_else(|| env(var).filter(|v| !v.is_empty()));
+    let names = (
+        named(typed.config.backend.last().cloned(), "HAPROXY_PROXY_NAME"),
+        named(typed.config.server.clone(), "HAPROXY_SERVER_NAME"),
+    );
+    let wanted = match &cfg {
+        Some(cfg) => {
+            let mut wanted = Wanted::one(None, None);
+            for backend in cfg.select(&typed.config.backend).map_err(usage)? {
+                for server in &backend.servers {
+                    wanted.add(Some(&backend.name), Some(&server.name));
+                }
+            }
+            wanted
+        }
+        None => Wanted::one(names.0.as_deref(), names.1.as_deref()),
+    };
     let file = match config_file::locate(typed.config.config.as_deref(), env, &argv0) {
-        Ok(Some((path, source))) => Some(config_file::load(&path, source).map_err(usage)?),
+        Ok(Some((path, source))) => Some(config_file::load(&path, source, &wanted).map_err(usage)?),
         Ok(None) => None,
         Err(f) => return Err(usage(f)),
     };
     let merging = Merging {
         file: file.as_ref(),
         argv: &argv,
-        cli: &typed,
-        typed: &given,
+        cli: Arc::new(typed.clone()),
+        typed: given.into(),
         explain: typed.config.explain,
+        merged: RefCell::new(HashMap::new()),
     };
-    let (targets, pool) = match &typed.run.haproxy_cfg {
-        Some(path) => {
-            if !typed.targets.is_empty() {
-                return Err(usage(Failure::Usage(
-                    "--haproxy-cfg reads the targets from the file: give no targets".into(),
-                )));
-            }
-            (pool(&typed, path, &merging).map_err(usage)?, true)
-        }
-        None => (named(&typed, env, &merging).map_err(usage)?, false),
+    let (targets, pool) = match &cfg {
+        Some(cfg) => (pool(&typed, cfg, &merging).map_err(usage)?, true),
+        None => (
+            named_targets(&typed, names, env, &merging).map_err(usage)?,
+            false,
+        ),
     };
     let typed_explain = typed.config.explain;
     Ok(Gathered::Run(Box::new(Arguments {
@@ -148,10 +178,16 @@ struct Merging<'a> {
     file: Option<&'a ConfigFile>,
     argv: &'a [OsString],
     /// What argv parsed to.
-    cli: &'a Cli,
-    typed: &'a [String],
+    cli: Arc<Cli>,
+    typed: Arc<[String]>,
     explain: bool,
+    /// The options of each set of sections met (by their lines): the
+    /// servers of a pool mostly share theirs, parsed once.
+    merged: RefCell<HashMap<Vec<usize>, Merged>>,
 }
+
+/// The options of one set of sections, or why they are wrong.
+type Merged = Result<Arc<Cli>, Failure>;
 
 impl Merging<'_> {
     /// The command line over the sections of the file for `backend` and
@@ -162,60 +198,91 @@ impl Merging<'_> {
         target: impl FnOnce() -> Result<Target, Failure>,
         backend: Option<String>,
         server: Option<String>,
-    ) -> Result<Prepared, Failure> {
-        let argv0 = self.argv.first().cloned().unwrap_or_default();
+    ) -> Result<Box<Prepared>, Failure> {
         let layers = self
             .file
             .map(|f| f.layers(backend.as_deref(), server.as_deref()))
             .unwrap_or_default();
+        let key: Vec<usize> = layers.iter().map(|s| s.line).collect();
+        let options = self
+            .merged
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| self.parse(&layers))
+            .clone()?;
+        let (applied, described) = match self.explain {
+            false => (None, None),
+            true => (
+                self.file.map(|file| Applied {
+                    path: file.path.clone(),
+                    source: file.source,
+                    sections: layers.iter().map(|s| (s.kind.clone(), s.line)).collect(),
+                    backend,
+                    server,
+                }),
+                Some(cli::describe(&self.args(&layers)[1..])?),
+            ),
+        };
+        Ok(Box::new(Prepared {
+            target: target()?,
+            options,
+            typed: self.typed.clone(),
+            applied,
+            described,
+        }))
+    }
+
+    /// The sections' lines as arguments, then the command line.
+    fn args(&self, layers: &[&config_file::Section]) -> Vec<OsString> {
+        let argv0 = self.argv.first().cloned().unwrap_or_default();
         let mut merged = Vec::with_capacity(self.argv.len() + 8);
         merged.push(argv0);
         merged.extend(layers.iter().flat_map(|s| s.entries.iter().map(Entry::arg)));
         merged.extend(self.argv.iter().skip(1).cloned());
-        let from_file = layers.iter().any(|s| !s.entries.is_empty());
-        let options = match from_file.then(|| cli::parse(&merged)) {
+        merged
+    }
+
+    /// The options of one set of sections.
+    fn parse(&self, layers: &[&config_file::Section]) -> Merged {
+        let Some(file) = self
+            .file
+            .filter(|_| layers.iter().any(|s| !s.entries.is_empty()))
+        else {
             // Nothing from the file: the command line as already parsed.
-            None => self.cli.clone(),
-            Some(Ok(cli)) => cli,
-            Some(Err(e)) => {
-                // Only on failure is each line checked alone, to name the one at fault.
-                if let Some(file) = self.file {
-                    for entry in layers.iter().flat_map(|s| &s.entries) {
-                        config_file::validate(file, entry)?;
-                    }
-                    return Err(Failure::Usage(format!(
-                        "{}: {}",
-                        file.path.display(),
-                        cli::error_reason(&e)
-                    )));
-                }
-                return Err(Failure::Usage(cli::one_line_error(&e)));
+            return Ok(self.cli.clone());
+        };
+        // An unknown key is named before clap sees it: clap's suggestions
+        // cost seconds on a key of megabytes.
+        for entry in layers.iter().flat_map(|s| &s.entries) {
+            if cli::in_file(&entry.key).is_none() {
+                return Err(file.error_at(
+                    entry.line,
+                    format!("unknown key '{}'", crate::text::escape(&entry.key)),
+                ));
             }
-        };
-        let applied = self.file.map(|file| Applied {
-            path: file.path.clone(),
-            source: file.source,
-            sections: layers.iter().map(|s| (s.kind.clone(), s.line)).collect(),
-            backend,
-            server,
-        });
-        let described = match self.explain {
-            true => Some(cli::describe(&merged[1..])?),
-            false => None,
-        };
-        Ok(Prepared {
-            target: target()?,
-            options,
-            typed: self.typed.to_vec(),
-            applied,
-            described,
-        })
+        }
+        match cli::parse(&self.args(layers)) {
+            Ok(cli) => Ok(Arc::new(cli)),
+            Err(e) => {
+                // Only on failure is each line checked alone, to name the one at fault.
+                for entry in layers.iter().flat_map(|s| &s.entries) {
+                    config_file::validate(file, entry)?;
+                }
+                Err(Failure::Usage(format!(
+                    "{}: {}",
+                    file.path.display(),
+                    cli::error_reason(&e)
+                )))
+            }
+        }
     }
 }
 
-/// HAProxy's four arguments, or one or more URLs. Any error is the run's.
-fn named(
+/// HAProxy's four arguments, or one or more URLs, with the config-file
+/// sections `names` (backend, server). Any error is the run's.
+fn named_targets(
     typed: &Cli,
+    (backend, server): (Option<String>, Option<String>),
     env: &dyn Fn(&str) -> Option<String>,
     merging: &Merging<'_>,
 ) -> Result<Vec<TargetArgs>, Failure> {
@@ -225,11 +292,6 @@ fn named(
     } else {
         vec![&typed.targets[..]]
     };
-    // By hand the sections are those of --backend/--server, else HAProxy's variables.
-    let named =
-        |flag: Option<String>, var: &str| flag.or_else(|| env(var).filter(|v| !v.is_empty()));
-    let backend = named(typed.config.backend.last().cloned(), "HAPROXY_PROXY_NAME");
-    let server = named(typed.config.server.clone(), "HAPROXY_SERVER_NAME");
     sets.into_iter()
         .map(|args| {
             let shown = args.join(" ");
@@ -249,10 +311,9 @@ fn named(
 /// are wrong fails alone (exit 2 in its outcome); the pool is still checked.
 fn pool(
     typed: &Cli,
-    path: &std::path::Path,
+    cfg: &haproxy_cfg::HaproxyConfig,
     merging: &Merging<'_>,
 ) -> Result<Vec<TargetArgs>, Failure> {
-    let cfg = haproxy_cfg::load(path)?;
     let backends = cfg.select(&typed.config.backend)?;
     let mut targets = Vec::new();
     for backend in backends {
@@ -310,7 +371,7 @@ fn check_config(
             true,
         );
     };
-    let file = match config_file::load(&path, source) {
+    let file = match config_file::load(&path, source, &Wanted::All) {
         Ok(f) => f,
         Err(f) => return fail(f),
     };

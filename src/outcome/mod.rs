@@ -8,6 +8,7 @@ pub mod observed;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use failure::{ExitStatus, Failure, Healthy, Phase, Verdict};
 pub use observed::{Observed, Timings};
@@ -76,7 +77,8 @@ pub enum SyslogTarget {
 /// What one check came to.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub context: Context,
+    /// Shared with the check's settings and every outcome of the target.
+    pub context: Arc<Context>,
     pub verdict: Verdict,
     pub observed: Observed,
 }
@@ -89,7 +91,7 @@ impl Outcome {
     }
 
     /// The outcome of a check that could not start, or never finished.
-    pub fn failed(context: Context, failure: Failure) -> Outcome {
+    pub fn failed(context: Arc<Context>, failure: Failure) -> Outcome {
         Outcome {
             context,
             verdict: Err(failure),

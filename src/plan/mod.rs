@@ -4,6 +4,7 @@
 
 pub mod explain;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::args::cli::{self, Cli};
@@ -13,12 +14,13 @@ use crate::args::{Arguments, TargetArgs};
 use crate::net::{Endpoint, TlsClient};
 use crate::outcome::{Context, Failure};
 use crate::probes::{heading, Probe, Protocol, Spec, TlsArgs};
+use crate::text::escape_all;
 
 /// One check, validated.
 pub struct Settings {
     pub timeout: Duration,
     pub probe: Probe,
-    pub context: Context,
+    pub context: Arc<Context>,
     pub verbose: u8,
     /// What `--explain` and `-v` should say besides the settings (an
     /// adjustment made on the operator's behalf).
@@ -29,7 +31,7 @@ pub struct Settings {
 /// for that target: its outcome is reported with the others).
 pub enum Job {
     Ready(Box<Settings>),
-    Failed(Context, Failure),
+    Failed(Arc<Context>, Failure),
 }
 
 /// A job with what `--explain` says of its settings.
@@ -54,10 +56,11 @@ pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
     // Several URLs share the options: each applies to the targets it fits.
     let several = !arguments.pool && arguments.targets.len() > 1;
     let explain = arguments.cli.config.explain;
-    arguments
-        .targets
-        .into_iter()
-        .map(|t| {
+    // Collected into a Vec of its own: an in-place collect would keep the
+    // arguments' (larger) allocation for the whole run.
+    let mut planned = Vec::with_capacity(arguments.targets.len());
+    for t in arguments.targets {
+        planned.push({
             let TargetArgs {
                 backend,
                 server,
@@ -66,15 +69,15 @@ pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
             } = t;
             let failed = |failure| Planned {
                 job: Job::Failed(
-                    Context {
+                    Arc::new(Context {
                         haproxy: false,
-                        backend: backend.clone(),
-                        server: server.clone(),
-                        target: shown.clone(),
+                        backend: backend.as_deref().map(escape_all),
+                        server: server.as_deref().map(escape_all),
+                        target: escape_all(&shown),
                         probe: "-".into(),
                         protocol: "ICAP",
                         syslog: None,
-                    },
+                    }),
                     failure,
                 ),
                 applied: None,
@@ -82,7 +85,10 @@ pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
             };
             let prepared = match prepared {
                 Ok(p) => p,
-                Err(f) if arguments.pool => return Ok(failed(f)),
+                Err(f) if arguments.pool => {
+                    planned.push(failed(f));
+                    continue;
+                }
                 Err(f) => return Err(f),
             };
             match resolve(
@@ -92,16 +98,17 @@ pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
                 several,
                 explain,
             ) {
-                Ok(settings) => Ok(Planned {
+                Ok(settings) => Planned {
                     job: Job::Ready(Box::new(settings)),
                     applied: prepared.applied,
                     described: prepared.described,
-                }),
-                Err(f) if arguments.pool => Ok(failed(f)),
-                Err(f) => Err(f),
+                },
+                Err(f) if arguments.pool => failed(f),
+                Err(f) => return Err(f),
             }
-        })
-        .collect()
+        });
+    }
+    Ok(planned)
 }
 
 /// The settings of one target: `options` is the command line over the
@@ -133,15 +140,17 @@ pub fn resolve(
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {
         timeout,
-        context: Context {
+        // Names from HAProxy's variables and haproxy.cfg, a socket path:
+        // escaped here, once, for every report.
+        context: Arc::new(Context {
             haproxy: target.haproxy,
-            backend: target.backend.clone(),
-            server: target.server.clone(),
-            target: probe.target(),
+            backend: target.backend.as_deref().map(escape_all),
+            server: target.server.as_deref().map(escape_all),
+            target: escape_all(&probe.target()),
             probe: probe.name(),
             protocol: probe.protocol_label(),
             syslog: options.syslog(),
-        },
+        }),
         probe,
         verbose: options.verbose,
         notes: Vec::new(),

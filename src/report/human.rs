@@ -1,18 +1,17 @@
 //! The human table: one aligned line per target, then a summary line.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 use std::time::Duration;
 
 use super::{ms, reason};
 use crate::outcome::{worst, Outcome};
 
 /// One aligned line per target, then a summary line.
-pub fn table(outcomes: &[Outcome], elapsed: Duration) -> String {
+pub fn table(outcomes: &[Outcome], elapsed: Duration, out: &mut dyn Write) {
     let width = |f: &dyn Fn(&Outcome) -> usize| outcomes.iter().map(f).max().unwrap_or(0);
     let label_w = width(&|o| o.context.label().map_or(0, |l| l.len()));
     let target_w = width(&|o| o.context.target.len());
     let probe_w = width(&|o| o.context.probe.len());
-    let mut out = String::new();
     for o in outcomes {
         let word = if o.verdict.is_ok() { "OK" } else { "FAIL" };
         let label = o.context.label().unwrap_or_default();
@@ -41,7 +40,6 @@ pub fn table(outcomes: &[Outcome], elapsed: Duration) -> String {
         let _ = write!(out, " (exit {})", worst(outcomes).code());
     }
     let _ = writeln!(out, " in {}", ms(elapsed));
-    out
 }
 
 /// Phase timings as one line, for -v.
@@ -63,12 +61,14 @@ mod test {
 
     #[test]
     fn aligned_rows_and_a_summary() {
-        let text = table(
+        let mut text = String::new();
+        table(
             &[
                 sample::healthy("icap://10.0.0.5:1344/echo"),
                 sample::refused("icap://10.0.0.6:1/echo"),
             ],
             Duration::from_micros(1300),
+            &mut text,
         );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -1,6 +1,6 @@
 //! JSON lines: one object per target per line.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use crate::outcome::Outcome;
 
@@ -14,8 +14,13 @@ pub fn json_string(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+            // Control characters, and what would spoof a line where the
+            // JSON is shown (text::is_hidden), as \uXXXX (UTF-16).
+            c if crate::text::is_hidden(c) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
             }
             c => out.push(c),
         }
@@ -29,8 +34,7 @@ fn json_opt(value: Option<&str>) -> String {
 }
 
 /// One JSON object per target per line.
-pub fn lines(outcomes: &[Outcome]) -> String {
-    let mut out = String::new();
+pub fn lines(outcomes: &[Outcome], out: &mut dyn Write) {
     for o in outcomes {
         let c = &o.context;
         let (healthy, code, why, detail) = match &o.verdict {
@@ -58,7 +62,6 @@ pub fn lines(outcomes: &[Outcome]) -> String {
             timings.join(",")
         );
     }
-    out
 }
 
 #[cfg(test)]
@@ -67,16 +70,26 @@ mod test {
     use crate::report::sample;
 
     #[test]
+    fn what_spoofs_a_line_is_escaped_too() {
+        assert_eq!(json_string("a\u{202e}b\u{2028}"), "\"a\\u202eb\\u2028\"");
+        assert_eq!(json_string("\u{e0041}"), "\"\\udb40\\udc41\"");
+    }
+
+    #[test]
     fn strings_are_escaped() {
         assert_eq!(json_string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
     }
 
     #[test]
     fn one_object_per_outcome() {
-        let text = lines(&[
-            sample::healthy("icap://a/echo"),
-            sample::refused("icap://b/echo"),
-        ]);
+        let mut text = String::new();
+        lines(
+            &[
+                sample::healthy("icap://a/echo"),
+                sample::refused("icap://b/echo"),
+            ],
+            &mut text,
+        );
         let rows: Vec<&str> = text.lines().collect();
         assert_eq!(rows.len(), 2);
         assert!(rows[0].starts_with("{\"target\":\"icap://a/echo\",\"backend\":\"icap_pool\",\"server\":\"icap01\",\"probe\":\"OPTIONS\",\"healthy\":true,\"exit_code\":0,\"reason\":null"), "{}", rows[0]);

@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod repeat;
 pub mod syslog;
 
+use std::fmt;
 use std::io::Write;
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ pub struct Reporter {
 }
 
 /// A run's report: what goes to stdout and stderr, and the exit code.
+#[cfg(test)]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rendered {
     pub stdout: String,
@@ -65,33 +67,45 @@ impl Reporter {
         }
     }
 
-    /// The report of a run, as text.
+    /// The report of a run, as text ([`Reporter::finish`] writes it out as
+    /// it goes).
+    #[cfg(test)]
     pub fn render(&self, outcomes: &[Outcome], elapsed: Duration) -> Rendered {
-        let mut out = Rendered {
-            code: worst(outcomes).code(),
-            ..Rendered::default()
-        };
+        let mut out = Rendered::default();
+        out.code = self.render_into(outcomes, elapsed, &mut out.stdout, &mut out.stderr);
+        out
+    }
+
+    /// Writes the report of a run; returns the exit code. Everything goes
+    /// through [`Clean`]: what was missed upstream still cannot reach the
+    /// output raw.
+    fn render_into(
+        &self,
+        outcomes: &[Outcome],
+        elapsed: Duration,
+        stdout: &mut dyn fmt::Write,
+        stderr: &mut dyn fmt::Write,
+    ) -> u8 {
+        let (stdout, stderr) = (&mut Clean(stdout), &mut Clean(stderr));
+        let mut code = worst(outcomes).code();
         match (self.format, outcomes) {
             (Format::Human, [o]) if !self.table => {
                 if let Some((stream, text)) =
                     line::line(&o.context, &o.verdict, o.observed.timings.total)
                 {
-                    match stream {
-                        Stream::Stdout => out.stdout = text + "\n",
-                        Stream::Stderr => out.stderr = text + "\n",
-                    }
+                    let out: &mut dyn fmt::Write = match stream {
+                        Stream::Stdout => stdout,
+                        Stream::Stderr => stderr,
+                    };
+                    let _ = writeln!(out, "{}", crate::text::escape_all(&text));
                 }
             }
-            (Format::Human, _) => out.stdout = human::table(outcomes, elapsed),
-            (Format::Json, _) => out.stdout = json::lines(outcomes),
-            (Format::Prometheus, _) => out.stdout = prometheus::exposition(outcomes),
-            (Format::Nagios, _) => {
-                let (text, state) = nagios::output(outcomes, self.thresholds);
-                out.stdout = text;
-                out.code = state;
-            }
+            (Format::Human, _) => human::table(outcomes, elapsed, stdout),
+            (Format::Json, _) => json::lines(outcomes, stdout),
+            (Format::Prometheus, _) => prometheus::exposition(outcomes, stdout),
+            (Format::Nagios, _) => code = nagios::output(outcomes, self.thresholds, stdout),
         }
-        out
+        code
     }
 
     /// Reports a run: its text, its failures to syslog. Returns the exit code.
@@ -99,17 +113,19 @@ impl Reporter {
         for o in outcomes {
             log::info!("{}: {}", o.context.target, human::timings_line(o));
         }
-        let rendered = self.render(outcomes, elapsed);
-        write_out(&rendered.stdout, Stream::Stdout);
-        write_out(&rendered.stderr, Stream::Stderr);
+        let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+        let mut out = Io(std::io::BufWriter::new(stdout.lock()));
+        let mut err = Io(stderr.lock());
+        let code = self.render_into(outcomes, elapsed, &mut out, &mut err);
+        let _ = out.0.flush();
         syslog::send_failures(outcomes);
-        rendered.code
+        code
     }
 
     /// One check of `--repeat` as it ends: its line, its failure to syslog.
     pub fn progress(&self, o: &Outcome, summary: &mut repeat::Summary) {
         if let Some((stream, text)) = line::line(&o.context, &o.verdict, o.observed.timings.total) {
-            write_out(&(text + "\n"), stream);
+            write_out(&(crate::text::escape_all(&text) + "\n"), stream);
         }
         syslog::send_failures(std::slice::from_ref(o));
         summary.add(o);
@@ -144,13 +160,49 @@ pub fn usage_code(nagios: bool) -> u8 {
     }
 }
 
-/// `icap-check: why` on stderr.
+/// `icap-check: why` on stderr, one line whatever the text quotes.
 pub fn usage_error(failure: &Failure) {
     let text = match failure {
         Failure::Usage(why) => why.clone(),
         other => other.to_string(),
     };
-    write_out(&format!("icap-check: {text}\n"), Stream::Stderr);
+    write_out(
+        &format!("icap-check: {}\n", crate::text::escape_all(&text)),
+        Stream::Stderr,
+    );
+}
+
+/// A writer that escapes, in whatever passes through it, the characters
+/// that could spoof a line ([`crate::text::is_hidden`]) except the line
+/// ends the formats write themselves.
+struct Clean<'a>(&'a mut dyn fmt::Write);
+
+impl fmt::Write for Clean<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !s.chars().any(crate::text::is_hidden) {
+            return self.0.write_str(s);
+        }
+        for c in s.chars() {
+            if c == '\n' {
+                self.0.write_char(c)?;
+            } else {
+                crate::text::push_escaped(&mut *self.0, c);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats write text; stdout and stderr take bytes.
+struct Io<W: Write>(W);
+
+impl<W: Write> fmt::Write for Io<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Errors writing are ignored: the exit code still says everything
+        // HAProxy will ever see.
+        let _ = self.0.write_all(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Errors writing are ignored: the exit code still says everything HAProxy
@@ -181,6 +233,7 @@ fn reason(o: &Outcome) -> String {
 /// Fabricated outcomes for the formats' tests: no server needed.
 #[cfg(test)]
 pub mod sample {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use crate::outcome::{Context, Failure, Healthy, Observed, Outcome, Phase, Timings};
@@ -199,7 +252,7 @@ pub mod sample {
 
     pub fn healthy(target: &str) -> Outcome {
         Outcome {
-            context: context(Some("icap_pool"), Some("icap01"), target),
+            context: Arc::new(context(Some("icap_pool"), Some("icap01"), target)),
             verdict: Ok(Healthy {
                 summary: "200 ISTag=\"CI0001\"".into(),
             }),
@@ -219,7 +272,7 @@ pub mod sample {
 
     pub fn refused(target: &str) -> Outcome {
         Outcome {
-            context: context(Some("icap_pool"), Some("icap02"), target),
+            context: Arc::new(context(Some("icap_pool"), Some("icap02"), target)),
             verdict: Err(Failure::Connect("connection refused (127.0.0.1:1)".into())),
             observed: Observed {
                 timings: Timings {
@@ -233,7 +286,7 @@ pub mod sample {
 
     pub fn timed_out(target: &str) -> Outcome {
         Outcome::failed(
-            context(None, None, target),
+            Arc::new(context(None, None, target)),
             Failure::Timeout(Phase::Receive),
         )
     }

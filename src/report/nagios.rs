@@ -2,7 +2,7 @@
 //! | perfdata`, and one line per target when there are several; the plugin
 //! states replace the exit codes.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 use std::time::Duration;
 
 use super::{reason, Thresholds};
@@ -33,7 +33,7 @@ fn nagios_state(o: &Outcome, t: Thresholds) -> u8 {
 
 /// The monitoring-plugins convention: `ICAP OK - ... | perfdata`, then one
 /// line per target when there are several. Returns the text and the exit code.
-pub fn output(outcomes: &[Outcome], t: Thresholds) -> (String, u8) {
+pub fn output(outcomes: &[Outcome], t: Thresholds, out: &mut dyn Write) -> u8 {
     let states: Vec<u8> = outcomes.iter().map(|o| nagios_state(o, t)).collect();
     let state = if states.contains(&CRITICAL) {
         CRITICAL
@@ -52,7 +52,6 @@ pub fn output(outcomes: &[Outcome], t: Thresholds) -> (String, u8) {
             .unwrap_or_default()
     };
     let (w, c) = (secs(t.warning), secs(t.critical));
-    let mut out = String::new();
     match outcomes {
         [o] => {
             let mut perf = vec![format!(
@@ -67,9 +66,9 @@ pub fn output(outcomes: &[Outcome], t: Thresholds) -> (String, u8) {
             let _ = writeln!(
                 out,
                 "{kind} {word} - {} {} {} | {}",
-                o.context.target,
-                o.context.probe,
-                reason(o),
+                text(&o.context.target),
+                text(&o.context.probe),
+                text(&reason(o)),
                 perf.join(" ")
             );
         }
@@ -78,11 +77,13 @@ pub fn output(outcomes: &[Outcome], t: Thresholds) -> (String, u8) {
             let perf: Vec<String> = outcomes
                 .iter()
                 .map(|o| {
-                    let label = o
-                        .context
-                        .label()
-                        .unwrap_or_else(|| o.context.target.clone())
-                        .replace('\'', "");
+                    let label = text(
+                        &o.context
+                            .label()
+                            .unwrap_or_else(|| o.context.target.clone())
+                            .replace('\'', ""),
+                    )
+                    .replace('=', "\\x3d");
                     format!(
                         "'{label}'={:.6}s;{w};{c};0",
                         o.observed.timings.total.as_secs_f64()
@@ -101,14 +102,21 @@ pub fn output(outcomes: &[Outcome], t: Thresholds) -> (String, u8) {
                     out,
                     "[{}] {} {} {}",
                     ["OK", "WARNING", "CRITICAL", "UNKNOWN"][usize::from(*s)],
-                    o.context.target,
-                    o.context.probe,
-                    reason(o)
+                    text(&o.context.target),
+                    text(&o.context.probe),
+                    text(&reason(o))
                 );
             }
         }
     }
-    (out, state)
+    state
+}
+
+/// Text in a plugin's output: on one line, and without `|`, which starts
+/// the performance data (a server's ISTag or reason could otherwise write
+/// perfdata of its own).
+fn text(s: &str) -> String {
+    crate::text::escape_all(s).replace('|', "\\x7c")
 }
 
 #[cfg(test)]
@@ -118,33 +126,63 @@ mod test {
 
     #[test]
     fn one_target() {
-        let (text, state) = output(&[sample::healthy("icap://a/echo")], Thresholds::default());
+        let mut text = String::new();
+        let state = output(
+            &[sample::healthy("icap://a/echo")],
+            Thresholds::default(),
+            &mut text,
+        );
         assert_eq!(state, OK);
         assert_eq!(text, "ICAP OK - icap://a/echo OPTIONS 200 ISTag=\"CI0001\" | time=0.000700s;;;0 connect=0.000200s;;;0 request_sent=0.000250s;;;0 first_byte=0.000600s;;;0\n");
         let slow = Thresholds {
             warning: Some(Duration::from_micros(500)),
             critical: None,
         };
-        assert_eq!(output(&[sample::healthy("icap://a/echo")], slow).1, WARNING);
+        assert_eq!(
+            output(
+                &[sample::healthy("icap://a/echo")],
+                slow,
+                &mut String::new()
+            ),
+            WARNING
+        );
     }
 
     #[test]
     fn the_label_is_the_protocol() {
         let mut o = sample::healthy("tls://h:443");
-        o.context.protocol = "TLS";
-        assert!(output(&[o], Thresholds::default())
-            .0
-            .starts_with("TLS OK - tls://h:443"));
+        std::sync::Arc::make_mut(&mut o.context).protocol = "TLS";
+        let mut text = String::new();
+        output(&[o], Thresholds::default(), &mut text);
+        assert!(text.starts_with("TLS OK - tls://h:443"));
+    }
+
+    #[test]
+    fn a_server_cannot_write_perfdata() {
+        let mut o = sample::healthy("icap://a/echo");
+        o.verdict = Ok(crate::outcome::Healthy {
+            summary: "200 ISTag=\"x| time=9s;;;0 evil=1\"\n2nd line".into(),
+        });
+        let mut text = String::new();
+        output(&[o], Thresholds::default(), &mut text);
+        assert_eq!(text.matches('|').count(), 1, "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("ISTag=\"x\\x7c time=9s;;;0 evil=1\"\\x0a2nd line |"),
+            "{text}"
+        );
     }
 
     #[test]
     fn several_targets() {
-        let (text, state) = output(
+        let mut text = String::new();
+        let state = output(
             &[
                 sample::healthy("icap://a/echo"),
                 sample::refused("icap://b/echo"),
             ],
             Thresholds::default(),
+            &mut text,
         );
         assert_eq!(state, CRITICAL);
         let lines: Vec<&str> = text.lines().collect();

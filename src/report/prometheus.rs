@@ -1,17 +1,19 @@
 //! Prometheus text exposition, for node_exporter's textfile collector.
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 
 use crate::outcome::Outcome;
 
+/// A label value: outside text escaped first (so a control character is
+/// `\x1b`, not a raw byte), then the exposition format's escapes.
 fn label_value(text: &str) -> String {
-    text.replace('\\', "\\\\")
+    crate::text::escape_all(text)
+        .replace('\\', "\\\\")
         .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// Text exposition for node_exporter's textfile collector.
-pub fn exposition(outcomes: &[Outcome]) -> String {
+pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
     let labels = |o: &Outcome| {
         format!(
             "target=\"{}\",backend=\"{}\",server=\"{}\",probe=\"{}\"",
@@ -21,7 +23,6 @@ pub fn exposition(outcomes: &[Outcome]) -> String {
             label_value(&o.context.probe)
         )
     };
-    let mut out = String::new();
     let mut metric = |name: &str, help: &str, rows: Vec<String>| {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
@@ -76,7 +77,6 @@ pub fn exposition(outcomes: &[Outcome]) -> String {
             .filter_map(|o| o.observed.status.map(|s| format!("{{{}}} {s}", labels(o))))
             .collect(),
     );
-    out
 }
 
 #[cfg(test)]
@@ -86,15 +86,22 @@ mod test {
 
     #[test]
     fn labels_are_escaped() {
-        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(
+            label_value("a\"b\\c\nd\u{1b}"),
+            "a\\\"b\\\\c\\\\x0ad\\\\x1b"
+        );
     }
 
     #[test]
     fn one_sample_per_outcome_and_phase() {
-        let text = exposition(&[
-            sample::healthy("icap://a/echo"),
-            sample::refused("icap://b/echo"),
-        ]);
+        let mut text = String::new();
+        exposition(
+            &[
+                sample::healthy("icap://a/echo"),
+                sample::refused("icap://b/echo"),
+            ],
+            &mut text,
+        );
         let labels =
             "target=\"icap://a/echo\",backend=\"icap_pool\",server=\"icap01\",probe=\"OPTIONS\"";
         assert!(

@@ -70,7 +70,9 @@ pub fn parse_target(text: &str) -> Result<Target, String> {
 pub fn send_failures(outcomes: &[Outcome]) {
     for o in outcomes {
         if let (Some(syslog), Err(f)) = (&o.context.syslog, &o.verdict) {
-            send(&syslog.target, syslog.facility, &o.context.failure_text(f));
+            // One record: nothing from outside may start another.
+            let line = crate::text::escape_all(&o.context.failure_text(f));
+            send(&syslog.target, syslog.facility, &line);
         }
     }
 }

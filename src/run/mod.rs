@@ -78,7 +78,7 @@ pub fn run(mut jobs: Vec<Job>, threads: usize, started: Instant, reporter: &Repo
             std::thread::park();
         }
     }
-    reporter.finish(&board.outcomes(Instant::now()), started.elapsed())
+    reporter.finish(&board.take_outcomes(Instant::now()), started.elapsed())
 }
 
 /// Starts the watchdog where sockets cannot bound the run: one check whose
@@ -116,7 +116,7 @@ fn guard(
             "the run outlived its bound of {}",
             crate::args::time::format_time(bound)
         );
-        Some(reporter.finish(&board.outcomes(Instant::now()), started.elapsed()))
+        Some(reporter.finish(&board.take_outcomes(Instant::now()), started.elapsed()))
     }))
 }
 
@@ -127,8 +127,8 @@ struct Board {
 }
 
 enum Slot {
-    Waiting(Context),
-    Running(Context, Instant),
+    Waiting(Arc<Context>),
+    Running(Arc<Context>, Instant),
     Done(Box<Outcome>),
 }
 
@@ -174,14 +174,21 @@ impl Board {
         !self.reported.swap(true, Ordering::SeqCst)
     }
 
-    /// Every outcome, in the order of the jobs; a check not finished by
-    /// `now` is a deadline failure.
-    fn outcomes(&self, now: Instant) -> Vec<Outcome> {
+    /// Every outcome, taken out, in the order of the jobs; a check not
+    /// finished by `now` is a deadline failure. Called once, by whoever
+    /// claimed the report.
+    fn take_outcomes(&self, now: Instant) -> Vec<Outcome> {
         (0..self.slots.len())
             .filter_map(|i| {
-                let slot = self.lock(i)?;
-                Some(match &*slot {
-                    Slot::Done(o) => (**o).clone(),
+                let mut slot = self.lock(i)?;
+                Some(match &mut *slot {
+                    Slot::Done(o) => {
+                        let context = o.context.clone();
+                        std::mem::replace(
+                            &mut **o,
+                            Outcome::failed(context, Failure::Timeout(Phase::Check)),
+                        )
+                    }
                     Slot::Waiting(c) => Outcome::failed(c.clone(), Failure::Timeout(Phase::Check)),
                     Slot::Running(c, since) => {
                         let mut o = Outcome::failed(c.clone(), Failure::Timeout(Phase::Check));
