@@ -60,6 +60,13 @@ pub fn run(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> u8 {
         .unwrap_or(cli.verbose);
     if verbose > 0 {
         init_logger(verbose);
+        for note in planned
+            .iter()
+            .filter_map(|p| p.settings())
+            .flat_map(|s| &s.notes)
+        {
+            log::info!("{note}");
+        }
     }
     if cli.config.explain {
         let (text, valid) = explain::explain(&planned, &looked_for);

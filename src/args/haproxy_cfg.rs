@@ -32,6 +32,10 @@ pub struct Server {
     /// `ssl` or `check-ssl`.
     pub ssl: bool,
     pub disabled: bool,
+    /// Why the line cannot be checked (an address form not read, a bad
+    /// port): that server fails alone, with this reason, as a
+    /// configuration error.
+    pub problem: Option<String>,
 }
 
 impl Server {
@@ -163,8 +167,28 @@ pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
                 } else if keyword == "default-server" {
                     inherited.default_server.extend(words[1..].iter().cloned());
                 } else if keyword == "server" {
-                    let server = parse_server(&words, &inherited.default_server)
-                        .map_err(|why| at(line, why))?;
+                    let name = words
+                        .get(1)
+                        .ok_or_else(|| at(line, "'server' without a name".to_string()))?;
+                    // One unreadable server line does not take the pool down.
+                    let server =
+                        parse_server(&words, &inherited.default_server).unwrap_or_else(|why| {
+                            Server {
+                                name: name.clone(),
+                                line,
+                                address: ServerAddress::Host(String::new()),
+                                port: None,
+                                check_port: None,
+                                check_addr: None,
+                                ssl: false,
+                                disabled: false,
+                                problem: Some(format!(
+                                    "{}:{line}: {}",
+                                    path.display(),
+                                    crate::text::escape_all(&why)
+                                )),
+                            }
+                        });
                     backend.servers.push(Server { line, ..server });
                 } else if keyword == "server-template" {
                     log::warn!(
@@ -199,6 +223,7 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         check_addr: None,
         ssl: false,
         disabled: false,
+        problem: None,
     };
     let params: Vec<&String> = defaults.iter().chain(&words[3..]).collect();
     let mut i = 0;
@@ -367,27 +392,9 @@ listen both
 
     #[test]
     fn bad_lines_name_file_and_line() {
+        // Lines that break the file: the whole pool is a usage error.
         let cases = [
             ("backend b\n server\n", 2, "without a name"),
-            ("backend b\n server s1\n", 2, "without an address"),
-            ("backend b\n server s1 10.0.0.1:99999\n", 2, "invalid port"),
-            (
-                "backend b\n server s1 10.0.0.1:1344 port x\n",
-                2,
-                "invalid port 'x'",
-            ),
-            (
-                "backend b\n server s1 10.0.0.1:1344 port\n",
-                2,
-                "'port' without a value",
-            ),
-            ("backend b\n server s1 10.0.0.1:1000-1010\n", 2, "ranges"),
-            (
-                "backend b\n server s1 ${ADDR}:80\n",
-                2,
-                "environment variable",
-            ),
-            ("backend b\n server s1 [::1:80\n", 2, "unclosed"),
             ("backend\n", 1, "without a name"),
             ("backend b\n server s1 \"10.0.0.1\n", 2, "unterminated"),
         ];
@@ -399,6 +406,32 @@ listen both
                 }
                 other => panic!("{text:?}: {other:?}"),
             }
+        }
+    }
+
+    /// A server line that cannot be checked fails that server alone.
+    #[test]
+    fn bad_server_lines_fail_alone() {
+        let cases = [
+            ("server s1", "without an address"),
+            ("server s1 10.0.0.1:99999", "invalid port"),
+            ("server s1 10.0.0.1:65536", "invalid port"),
+            ("server s1 10.0.0.1:1344 port x", "invalid port 'x'"),
+            ("server s1 10.0.0.1:1344 port", "'port' without a value"),
+            ("server s1 10.0.0.1:1000-1010", "ranges"),
+            ("server s1 ${ADDR}:80", "environment variable"),
+            ("server s1 [::1:80", "unclosed"),
+        ];
+        for (line, why) in cases {
+            let text = format!("backend b\n {line}\n server ok 10.0.0.2:1344\n");
+            let c = parse(&text, Path::new("h.cfg")).unwrap();
+            let s = &c.backends[0].servers;
+            let problem = s[0].problem.as_deref().unwrap_or_default();
+            assert!(
+                problem.starts_with("h.cfg:2: ") && problem.contains(why),
+                "{line}: {problem}"
+            );
+            assert_eq!((s[1].name.as_str(), s[1].problem.as_deref()), ("ok", None));
         }
     }
 

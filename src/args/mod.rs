@@ -322,6 +322,9 @@ fn pool(
             let (addr, port) = (addr.as_str(), port.as_str());
             let names = (Some(backend.name.clone()), Some(server.name.clone()));
             let target = || {
+                if let Some(problem) = &server.problem {
+                    return Err(Failure::Usage(problem.clone()));
+                }
                 Ok(Target {
                     haproxy: false,
                     endpoint: target::parse_server(addr, port)?,
@@ -330,6 +333,7 @@ fn pool(
                     server_ssl: server.ssl,
                     backend: names.0.clone(),
                     server: names.1.clone(),
+                    notes: Vec::new(),
                 })
             };
             let prepared = merging.merge(target, names.0.clone(), names.1.clone());

@@ -28,24 +28,26 @@ pub struct Target {
     pub backend: Option<String>,
     /// HAPROXY_SERVER_NAME.
     pub server: Option<String>,
+    /// What `-v` and `--explain` should say of how the target was read.
+    pub notes: Vec<String>,
 }
 
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Target, Failure> {
-    let named = |var: &str| env(var).filter(|v| !v.is_empty());
     match args {
         [url] => parse_url(url),
-        [_proxy_addr, _proxy_port, addr, port] => Ok(Target {
-            haproxy: true,
-            endpoint: parse_server(addr, port)?,
-            url_path: None,
-            scheme: None,
-            server_ssl: named("HAPROXY_SERVER_SSL").as_deref() == Some("1"),
-            backend: named("HAPROXY_PROXY_NAME"),
-            server: named("HAPROXY_SERVER_NAME"),
-        }),
-        [] => Err(Failure::Usage(
-            "no target: give icap://HOST[:PORT]/SERVICE (or icaps, http, https, tcp, tls URL), or HAProxy's four arguments PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT".into(),
-        )),
+        [_proxy_addr, _proxy_port, addr, port] => haproxy_form(addr, port, env, false),
+        // A wrapper script that drops its arguments (how the check this
+        // project replaces made every server look healthy) still checks
+        // the server HAProxy means.
+        [] => match env("HAPROXY_SERVER_ADDR").filter(|a| !a.is_empty()) {
+            Some(addr) => {
+                let port = env("HAPROXY_SERVER_PORT").unwrap_or_default();
+                haproxy_form(&addr, &port, env, true)
+            }
+            None => Err(Failure::Usage(
+                "no target: give icap://HOST[:PORT]/SERVICE (or icaps, http, https, tcp, tls URL), or HAProxy's four arguments PROXY_ADDR PROXY_PORT SERVER_ADDR SERVER_PORT".into(),
+            )),
+        },
         other => Err(Failure::Usage(format!(
             "expected one URL or HAProxy's four arguments, got {} arguments",
             other.len()
@@ -53,11 +55,80 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Ta
     }
 }
 
+/// HAProxy's form: the server's address and port from argv (or, with
+/// `from_env`, from HAPROXY_SERVER_ADDR/PORT), the rest from its variables.
+fn haproxy_form(
+    addr: &str,
+    port: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    from_env: bool,
+) -> Result<Target, Failure> {
+    let named = |var: &str| env(var).filter(|v| !v.is_empty());
+    let mut notes = Vec::new();
+    if from_env {
+        notes.push(format!(
+            "no arguments: the server is HAProxy's HAPROXY_SERVER_ADDR {} and HAPROXY_SERVER_PORT '{}'",
+            escape(addr),
+            escape(port)
+        ));
+    } else if let Some(env_addr) = named("HAPROXY_SERVER_ADDR") {
+        let env_port = env("HAPROXY_SERVER_PORT").unwrap_or_default();
+        let same_port = env_port == port || (env_port.is_empty() && port == "NOT_USED");
+        if env_addr != addr || !same_port {
+            notes.push(format!(
+                "the arguments name {} port {}, HAProxy's variables {} port '{}': the arguments win",
+                escape(addr),
+                escape(port),
+                escape(&env_addr),
+                escape(&env_port)
+            ));
+        }
+    }
+    if port == "0" {
+        notes.push(format!(
+            "port 0 (the server line gives none): checking the ICAP port {ICAP_PORT}"
+        ));
+    }
+    Ok(Target {
+        haproxy: true,
+        endpoint: parse_server(addr, port)?,
+        url_path: None,
+        scheme: None,
+        server_ssl: server_ssl(env("HAPROXY_SERVER_SSL").as_deref())?,
+        backend: named("HAPROXY_PROXY_NAME"),
+        server: named("HAPROXY_SERVER_NAME"),
+        notes,
+    })
+}
+
+/// HAPROXY_SERVER_SSL, the server line's `ssl`: `1` or `0` (or unset).
+/// Anything else is a mistake, not "no TLS": a check that quietly probes
+/// without TLS reports the wrong thing.
+fn server_ssl(value: Option<&str>) -> Result<bool, Failure> {
+    match value {
+        None | Some("") | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(other) => Err(Failure::Usage(format!(
+            "HAPROXY_SERVER_SSL is '{}': expected 1 or 0",
+            escape(other)
+        ))),
+    }
+}
+
+/// The longest UNIX socket path the kernel takes (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// HAProxy's SERVER_ADDR and SERVER_PORT: an IPv4 or bare IPv6 address and
 /// a port, or a UNIX socket path with the port `NOT_USED` (or empty).
 pub fn parse_server(addr: &str, port: &str) -> Result<Endpoint, Failure> {
     let path = addr.strip_prefix("unix@").unwrap_or(addr);
     if path.starts_with('/') {
+        if path.len() > MAX_SOCKET_PATH {
+            return Err(Failure::Usage(format!(
+                "UNIX socket path longer than {MAX_SOCKET_PATH} bytes: {}",
+                escape(path)
+            )));
+        }
         return Ok(Endpoint::Unix(PathBuf::from(path)));
     }
     if addr.is_empty() || addr == "NOT_USED" {
@@ -180,6 +251,7 @@ fn parse_url(url: &str) -> Result<Target, Failure> {
         server_ssl: false,
         backend: None,
         server: None,
+        notes: Vec::new(),
     })
 }
 
@@ -293,6 +365,60 @@ mod test {
         assert!(parse(&a, &ssl("1")).unwrap().server_ssl);
         assert!(!parse(&a, &ssl("0")).unwrap().server_ssl);
         assert!(!parse(&a, &no_env).unwrap().server_ssl);
+        for bad in ["yes", "true", "2", " 1"] {
+            match parse(&a, &ssl(bad)) {
+                Err(Failure::Usage(why)) => {
+                    assert!(why.starts_with("HAPROXY_SERVER_SSL is"), "{why}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn no_arguments_take_haproxys_variables() {
+        let env = |k: &str| match k {
+            "HAPROXY_SERVER_ADDR" => Some("127.0.0.1".to_string()),
+            "HAPROXY_SERVER_PORT" => Some("1344".to_string()),
+            _ => None,
+        };
+        let t = parse(&[], &env).unwrap();
+        assert!(t.haproxy);
+        assert_eq!(t.endpoint, tcp("127.0.0.1", 1344));
+        assert!(t.notes[0].starts_with("no arguments"), "{:?}", t.notes);
+        // Both: argv wins, and says so.
+        let t = parse(&args(&["NOT_USED", "NOT_USED", "10.0.0.9", "1344"]), &env).unwrap();
+        assert_eq!(t.endpoint, tcp("10.0.0.9", 1344));
+        assert!(t.notes[0].contains("the arguments win"), "{:?}", t.notes);
+        let agree = parse(&args(&["NOT_USED", "NOT_USED", "127.0.0.1", "1344"]), &env).unwrap();
+        assert!(agree.notes.is_empty());
+        let unix = |k: &str| match k {
+            "HAPROXY_SERVER_ADDR" => Some("/run/c.sock".to_string()),
+            "HAPROXY_SERVER_PORT" => Some(String::new()),
+            _ => None,
+        };
+        let t = parse(
+            &args(&["NOT_USED", "NOT_USED", "/run/c.sock", "NOT_USED"]),
+            &unix,
+        )
+        .unwrap();
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+        assert_eq!(
+            parse(&[], &unix).unwrap().endpoint,
+            Endpoint::Unix("/run/c.sock".into())
+        );
+    }
+
+    #[test]
+    fn port_zero_and_long_socket_paths() {
+        let t = parse(&args(&["NOT_USED", "NOT_USED", "10.0.0.5", "0"]), &no_env).unwrap();
+        assert!(t.notes[0].starts_with("port 0"), "{:?}", t.notes);
+        let long = format!("/{}", "s".repeat(107));
+        assert!(matches!(
+            parse_server(&long, "NOT_USED"),
+            Err(Failure::Usage(_))
+        ));
+        assert!(parse_server(&long[..107], "NOT_USED").is_ok());
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub fn resolve(
         }),
         probe,
         verbose: options.verbose,
-        notes: Vec::new(),
+        notes: target.notes.clone(),
     })
 }
 

@@ -21,6 +21,8 @@ use crate::text::{describe_io, escape, is_token_char};
 /// How much of a body --expect-string/--expect-regex look at; the rest is
 /// not read.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest response head read (status line and headers), as for ICAP.
+const MAX_HEAD: usize = super::icap::response::MAX_HEAD;
 /// Redirects followed with --follow-redirects.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -462,7 +464,7 @@ impl Connector<()> for ProbeConnector {
                 Ok(Some(ProbeTransport {
                     conn,
                     tls: self.tls.is_some(),
-                    buffers: LazyBuffers::new(16 * 1024, 16 * 1024),
+                    buffers: LazyBuffers::new(MAX_HEAD, 16 * 1024),
                     state: self.state.clone(),
                     sent: false,
                 }))
@@ -532,6 +534,15 @@ impl Transport for ProbeTransport {
         }
         let data = self.conn.buffered();
         let room = self.buffers.input_append_buf();
+        if room.is_empty() && !data.is_empty() {
+            // ureq holds the head until it parses: one this large never will.
+            let head = !lock(&self.state).head_read;
+            let f = Failure::Protocol(match head {
+                true => format!("response head larger than {} KiB", MAX_HEAD / 1024),
+                false => "response larger than the receive buffer".into(),
+            });
+            return Err(stash(&self.state, f));
+        }
         let n = data.len().min(room.len());
         room[..n].copy_from_slice(&data[..n]);
         self.buffers.input_appended(n);

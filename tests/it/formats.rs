@@ -370,17 +370,38 @@ fn a_whole_pool_from_haproxy_cfg() {
         stderr(&out)
     );
 
+    // A server line that cannot be read fails that server alone (exit 2 in
+    // its row); the rest of the pool is still checked.
     let bad = dir.path().join("bad.cfg");
-    std::fs::write(&bad, "backend b\n    server s1 127.0.0.1:99999 check\n").unwrap();
-    let out = run(&["--haproxy-cfg", bad.to_str().unwrap()], &[]);
-    assert_eq!(code(&out), 2);
+    std::fs::write(
+        &bad,
+        format!(
+            "backend b\n    option external-check\n    server s1 127.0.0.1:99999 check\n\
+             \x20   server s2 127.0.0.1:1000-1010 check\n    server s3 127.0.0.1:{} check\n",
+            a.port
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &["--haproxy-cfg", bad.to_str().unwrap(), "--config", conf],
+        &[],
+    );
+    assert_eq!(code(&out), 2, "{}", stdout(&out));
+    let text = stdout(&out);
     assert!(
-        stderr(&out).contains(&format!(
-            "{}:2: server 's1': invalid port '99999'",
+        text.contains(&format!(
+            "{}:3: server 's1': invalid port '99999'",
             bad.display()
         )),
-        "{}",
-        stderr(&out)
+        "{text}"
+    );
+    assert!(
+        text.contains("port ranges and offsets are not read"),
+        "{text}"
+    );
+    assert!(
+        text.contains("3 targets: 1 healthy, 2 failed (exit 2)"),
+        "{text}"
     );
 }
 

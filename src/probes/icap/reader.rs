@@ -9,7 +9,8 @@
 use super::chunked::Decoder;
 use super::request::Method;
 use super::response::{
-    self, parse_encapsulated, parse_head, Encapsulated, Head, Parsed, Protocol, Section,
+    self, parse_encapsulated, parse_head_at, Encapsulated, Head, HeadError, Parsed, Protocol,
+    Section,
 };
 use crate::outcome::Failure;
 use crate::text::escape;
@@ -170,7 +171,7 @@ impl ResponseReader {
         if !worth_parsing {
             return Ok(None);
         }
-        match parse_head(data, Protocol::Icap) {
+        match parse_head_at(data, Protocol::Icap) {
             Ok(Parsed::Complete(head, n)) => {
                 log_head("<", &data[..n]);
                 self.scanned = 0;
@@ -178,11 +179,7 @@ impl ResponseReader {
                 Ok(Some((head, n)))
             }
             Ok(Parsed::Partial) => Ok(None),
-            Err(e) => Err(Failure::Protocol(format!(
-                "{}: {}",
-                e.message(),
-                quote(first_line(data))
-            ))),
+            Err((e, at)) => Err(head_failure(e, data, at)),
         }
     }
 
@@ -285,7 +282,7 @@ fn done(head: Head, http: Option<Head>, body_bytes: Option<u64>) -> Stage {
 }
 
 fn parse_http(block: &[u8]) -> Result<Head, Failure> {
-    match parse_head(block, Protocol::Http) {
+    match parse_head_at(block, Protocol::Http) {
         Ok(Parsed::Complete(head, _)) => {
             log_head("<", block);
             Ok(head)
@@ -293,17 +290,19 @@ fn parse_http(block: &[u8]) -> Result<Head, Failure> {
         Ok(Parsed::Partial) => Err(Failure::Protocol(
             "encapsulated HTTP headers do not end where Encapsulated says".into(),
         )),
-        Err(e) => Err(Failure::Protocol(format!(
-            "{}: {}",
-            e.message(),
-            quote(first_line(block))
-        ))),
+        Err((e, at)) => Err(head_failure(e, block, at)),
     }
 }
 
-fn first_line(data: &[u8]) -> &[u8] {
-    let line = data.split(|&b| b == b'\n').next().unwrap_or_default();
-    &line[..line.len().min(80)]
+/// A head that does not parse, quoting the line at fault (its start).
+fn head_failure(e: HeadError, data: &[u8], at: std::ops::Range<usize>) -> Failure {
+    let line = data.get(at).unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Failure::Protocol(format!(
+        "{}: {}",
+        e.message(),
+        quote(&line[..line.len().min(80)])
+    ))
 }
 
 fn quote(data: &[u8]) -> String {
@@ -332,6 +331,44 @@ mod test {
         eof: bool,
     ) -> Result<(usize, Progress), Failure> {
         reader.advance(input, eof, &mut |_| {})
+    }
+
+    /// A message quotes the line at fault, not the status line.
+    #[test]
+    fn errors_quote_the_line_at_fault() {
+        let cases: [(&[u8], &str); 3] = [
+            (
+                b"ICAP/1.0 200 OK\r\nISTag: x\r\nno colon here\r\n\r\n",
+                "malformed header line: \"no colon here\"",
+            ),
+            (
+                b"ICAP/1.0 204 No Content\r\nISTag: x\r\nBad Name: y\r\n\r\n",
+                "malformed header line: \"Bad Name: y\"",
+            ),
+            (
+                b"ICAP/1.0 200 OK\r\nISTag: x\r\nEncapsulated: res-hdr=0, null-body=27\r\n\r\nHTTP/1.1 200 OK\r\nX Y: z\r\n\r\n",
+                "malformed header line: \"X Y: z\"",
+            ),
+        ];
+        for (input, says) in cases {
+            let mut r = ResponseReader::new(Method::Respmod, false);
+            match feed(&mut r, input, true) {
+                Err(Failure::Protocol(why)) => assert!(why.contains(says), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut long = b"ICAP/1.0 200 OK\r\nX-Long: ".to_vec();
+        long.extend(std::iter::repeat_n(b'a', 9000));
+        let mut r = ResponseReader::new(Method::Options, false);
+        match feed(&mut r, &long, false) {
+            Err(Failure::Protocol(why)) => {
+                assert!(
+                    why.starts_with("header line longer than 8 KiB: \"X-Long: aaa"),
+                    "{why}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

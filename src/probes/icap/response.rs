@@ -95,41 +95,52 @@ pub struct Head {
 
 /// Parses a head from the start of `buf`.
 pub fn parse_head(buf: &[u8], protocol: Protocol) -> Result<Parsed<Head>, HeadError> {
+    parse_head_at(buf, protocol).map_err(|(e, _)| e)
+}
+
+/// [`parse_head`], and on error the bytes of the line at fault (for the
+/// message: the status line is rarely where a header went wrong).
+pub fn parse_head_at(
+    buf: &[u8],
+    protocol: Protocol,
+) -> Result<Parsed<Head>, (HeadError, Range<usize>)> {
     let mut pos = 0;
     let mut head: Option<Head> = None;
     loop {
         let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') else {
             let rest = &buf[pos..];
+            let at = pos..buf.len();
             if rest.len() > MAX_LINE {
-                return Err(HeadError::LineTooLong);
+                return Err((HeadError::LineTooLong, at));
             }
             if buf.len() > MAX_HEAD {
-                return Err(HeadError::TooLarge);
+                return Err((HeadError::TooLarge, at));
             }
             // Garbage is recognised before its first line ends.
             if head.is_none() {
-                check_prefix(rest, protocol)?;
+                check_prefix(rest, protocol).map_err(|e| (e, at))?;
             }
             return Ok(Parsed::Partial);
         };
         let line_end = pos + nl;
+        let at = pos..line_end;
         let line = strip_cr(&buf[pos..line_end]);
         pos = line_end + 1;
         if line.len() > MAX_LINE {
-            return Err(HeadError::LineTooLong);
+            return Err((HeadError::LineTooLong, at));
         }
         if pos > MAX_HEAD {
-            return Err(HeadError::TooLarge);
+            return Err((HeadError::TooLarge, at));
         }
         match head.as_mut() {
             // Blank lines before the status line are tolerated (RFC 9112 2.2).
             None if line.is_empty() => continue,
-            None => head = Some(parse_status_line(line, protocol)?),
+            None => head = Some(parse_status_line(line, protocol).map_err(|e| (e, at))?),
             Some(h) if line.is_empty() => {
                 let complete = std::mem::take(h);
                 return Ok(Parsed::Complete(complete, pos));
             }
-            Some(h) => parse_header_line(line, &mut h.headers)?,
+            Some(h) => parse_header_line(line, &mut h.headers).map_err(|e| (e, at))?,
         }
     }
 }
