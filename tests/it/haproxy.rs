@@ -51,6 +51,7 @@ fn server_goes_down_and_up_with_its_exit_code_logged() {
                 .collect(),
         }],
         chroot: false,
+        wrapper: false,
     });
     let t = TIMING;
     // HAProxy starts servers UP; PROCOK says a check has passed since.
@@ -100,6 +101,40 @@ fn server_goes_down_and_up_with_its_exit_code_logged() {
     assert_no_external_timeout(&log);
 }
 
+/// A wrapper script that drops its arguments (`exec icap-check`, no "$@")
+/// still checks the server HAProxy means: its address and port come from
+/// HAPROXY_SERVER_ADDR/PORT. UP, then DOWN when its c-icap stops.
+#[test]
+fn a_wrapper_that_drops_the_arguments_still_checks_the_right_server() {
+    let mut icap = CIcap::start();
+    let haproxy = HAProxy::start(Setup {
+        binary: Path::new(BIN),
+        check_conf: &conf(""),
+        backends: vec![Backend {
+            name: "icap_pool",
+            servers: vec![("icap01".into(), local(icap.port))],
+        }],
+        chroot: false,
+        wrapper: true,
+    });
+    let t = TIMING;
+    haproxy.wait_for("icap01 UP through the wrapper", t.inter * 2 + SLACK, |s| {
+        s.values().all(is_up) && s.len() == 1
+    });
+    icap.stop();
+    haproxy.wait_for(
+        "icap01 DOWN through the wrapper after its c-icap stopped",
+        t.inter * t.fall + CHECK_TIMEOUT + SLACK,
+        |s| is_down(&s["icap_pool/icap01"]),
+    );
+    let log = haproxy.stop();
+    assert!(
+        log.contains("Server icap_pool/icap01 is DOWN, reason: External check error, code: 3,"),
+        "{log}"
+    );
+    assert_no_external_timeout(&log);
+}
+
 /// One binary and one config file, two backends checked differently: OPTIONS
 /// on one, RESPMOD with the embedded PDF on the other. Each backend has its
 /// own c-icap, whose access log shows the methods it received.
@@ -121,6 +156,7 @@ fn two_backends_one_config_file_options_and_respmod() {
             },
         ],
         chroot: false,
+        wrapper: false,
     });
     let within = TIMING.inter * 2 + SLACK;
     haproxy.wait_for("both servers UP after a passing check", within, |s| {
@@ -219,6 +255,7 @@ fn ipv6_and_unix_socket_servers() {
             ],
         }],
         chroot: false,
+        wrapper: false,
     });
     let within = TIMING.inter * 2 + CHECK_TIMEOUT + SLACK;
     haproxy.wait_for(
@@ -319,6 +356,7 @@ fn chroot_holding_only_the_static_binary_and_its_conf() {
             ],
         }],
         chroot: true,
+        wrapper: false,
     });
     let jail = haproxy.check_bin.parent().unwrap().to_path_buf();
     let mut inside: Vec<String> = std::fs::read_dir(&jail)

@@ -51,6 +51,9 @@ pub struct Setup<'a> {
     pub backends: Vec<Backend>,
     /// Run HAProxy in a `chroot` holding only the binary and its config.
     pub chroot: bool,
+    /// HAProxy runs a one-line `#!/bin/sh` wrapper that execs the check
+    /// without its arguments (how wrapper scripts lose them).
+    pub wrapper: bool,
 }
 
 pub struct HAProxy {
@@ -81,6 +84,14 @@ impl HAProxy {
         std::fs::write(jail.join("icap-check.conf"), setup.check_conf).expect("write .conf");
         let command = if setup.chroot {
             PathBuf::from("/icap-check")
+        } else if setup.wrapper {
+            use std::os::unix::fs::PermissionsExt;
+            let script = jail.join("check.sh");
+            std::fs::write(&script, format!("#!/bin/sh\nexec {}\n", check_bin.display()))
+                .expect("write the wrapper");
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
+                .expect("make the wrapper executable");
+            script
         } else {
             check_bin.clone()
         };
