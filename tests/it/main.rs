@@ -5,6 +5,7 @@
 mod cicap;
 mod common;
 mod config;
+mod escaping;
 mod faults;
 mod formats;
 mod haproxy;

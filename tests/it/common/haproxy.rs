@@ -87,8 +87,11 @@ impl HAProxy {
         } else if setup.wrapper {
             use std::os::unix::fs::PermissionsExt;
             let script = jail.join("check.sh");
-            std::fs::write(&script, format!("#!/bin/sh\nexec {}\n", check_bin.display()))
-                .expect("write the wrapper");
+            std::fs::write(
+                &script,
+                format!("#!/bin/sh\nexec {}\n", check_bin.display()),
+            )
+            .expect("write the wrapper");
             std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
                 .expect("make the wrapper executable");
             script
