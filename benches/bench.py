@@ -508,6 +508,7 @@ def main():
     ap.add_argument("--scale-only", action="store_true", help="only the HAProxy part")
     ap.add_argument("--no-static", action="store_true")
     ap.add_argument("--static-bin")
+    ap.add_argument("--costs-only", action="store_true", help="only what large inputs cost")
     a = ap.parse_args()
     runs = a.runs or (50 if a.quick else 300)
     rss_runs = 5 if a.quick else 20
@@ -522,8 +523,12 @@ def main():
     workdir = tempfile.mkdtemp(prefix="icap-check-bench-")
     servers = []
     try:
+        if a.costs_only:
+            print(input_costs(workdir, static_bin or BIN))
+            return
         servers.append(CIcap(workdir, 1344))
         if not a.scale_only:
+            print(input_costs(workdir, static_bin or BIN))
             measure_checks(a, servers[0], runs, rss_runs, sizes, static_bin)
         if not a.no_scale:
             scale(a, workdir, servers, scale_seconds, static_bin)
@@ -531,6 +536,56 @@ def main():
         for s in servers:
             s.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def input_costs(workdir, binary):
+    """What a check's inputs cost before the probe starts (issue 13): large
+    config files, large pools, many repeats. Peak RSS and wall time of one
+    run each; the targets are closed ports, refused at once."""
+    d = os.path.join(workdir, "costs")
+    os.makedirs(d, exist_ok=True)
+
+    def write(name, text):
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    haproxy_args = ["NOT_USED", "NOT_USED", "127.0.0.1", "1"]
+    cases = []
+    for n in (10_000, 20_000):
+        conf = write(f"servers{n}.conf", "backend pool\n service echo\n" + "".join(
+            f"server pool/s{i}\n timeout 1s\n" for i in range(n)))
+        cases.append((f"config: {n:,} `server` sections ({os.path.getsize(conf) >> 10} KiB), the last one's check",
+                      ["--config", conf] + haproxy_args, {"HAPROXY_PROXY_NAME": "pool", "HAPROXY_SERVER_NAME": f"s{n - 1}"}))
+    conf = write("backends.conf", "".join(f"backend b{i}\n service echo\n" for i in range(110_000)))
+    cases.append((f"config: 110,000 `backend` sections ({os.path.getsize(conf) >> 10} KiB)",
+                  ["--config", conf] + haproxy_args, {"HAPROXY_PROXY_NAME": "b109999"}))
+    conf = write("timeouts.conf", "defaults\n service echo\n" + " timeout 1s\n" * 300_000)
+    cases.append((f"config: one key 300,000 times ({os.path.getsize(conf) >> 10} KiB)",
+                  ["--config", conf] + haproxy_args, {}))
+    conf = write("unknown.conf", "defaults\n " + "k" * ((4 << 20) - 20) + " v\n")
+    cases.append(("config: a 4 MiB unknown key (exit 2)", ["--config", conf] + haproxy_args, {}))
+    for n in (5_000, 50_000):
+        cfg = write(f"pool{n}.cfg", "backend pool\n option external-check\n" + "".join(
+            f" server s{i} 127.0.0.1:1\n" for i in range(n)))
+        conf = write("pool.conf", "backend pool\n service echo\n timeout 200ms\n")
+        cases.append((f"haproxy.cfg: {n:,} servers, --format json",
+                      ["--haproxy-cfg", cfg, "--config", conf, "--format", "json"], {}))
+    for n in (2_000, 20_000):
+        cases.append((f"--repeat {n:,} --interval 0 (closed port)",
+                      ["--repeat", str(n), "--interval", "0", "icap://127.0.0.1:1/echo"], {}))
+    rows = []
+    for what, args, env in cases:
+        global ENV
+        saved, ENV = ENV, {**ENV, **env}
+        try:
+            hwm, wall, code, _ = peak_rss([binary] + args)
+        finally:
+            ENV = saved
+        rows.append([what, f"{wall:.0f} ms", f"{hwm / 1024:.1f} MiB", code])
+    return "## What inputs cost before the probe (one run each)\n\n" + table(
+        ["input", "wall", "peak RSS", "exit"], rows) + "\n"
 
 
 def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
