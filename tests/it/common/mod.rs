@@ -112,6 +112,80 @@ pub fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Debian's python3 (tests/run installs it when missing): its `listen(0)`
+/// gives a UNIX socket a backlog that a test can fill.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// A UNIX-socket listener whose backlog is full: a `connect` to it blocks,
+/// and no socket timeout can bound that. Stopped on drop.
+pub struct FullBacklog {
+    pub path: PathBuf,
+    listener: Child,
+    _dir: TempDir,
+}
+
+impl FullBacklog {
+    pub fn start() -> FullBacklog {
+        let dir = TempDir::new("backlog");
+        let path = dir.path().join("icap.sock");
+        // std's UnixListener listens with SOMAXCONN; Python's listen(0) keeps
+        // one pending connection at most.
+        let mut listener = Command::new(PYTHON)
+            .arg("-c")
+            .arg(
+                "import socket, sys, time\n\
+                 s = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(0)\n\
+                 print('ready', flush=True)\ntime.sleep(30)\n",
+            )
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3's UNIX listener");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(listener.stdout.take().expect("listener's stdout")),
+            &mut ready,
+        )
+        .expect("listener says ready");
+        assert_eq!(ready.trim(), "ready");
+        // Fill the backlog from a thread that may block forever (left behind).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fill = path.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            loop {
+                // Refused once the listener is gone at the end of the test.
+                let Ok(s) = std::os::unix::net::UnixStream::connect(&fill) else {
+                    return;
+                };
+                held.push(s);
+                let _ = tx.send(held.len());
+            }
+        });
+        // Full when connects stop completing.
+        let mut filled = 0;
+        while let Ok(n) = rx.recv_timeout(Duration::from_millis(300)) {
+            filled = n;
+        }
+        assert!(filled >= 1, "no connection reached the listener");
+        FullBacklog {
+            path,
+            listener,
+            _dir: dir,
+        }
+    }
+
+    pub fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for FullBacklog {
+    fn drop(&mut self) {
+        terminate(&mut self.listener);
+    }
+}
+
 pub const C_ICAP: &str = "/usr/bin/c-icap";
 const C_ICAP_MODULES: &str = "/usr/lib/x86_64-linux-gnu/c_icap";
 
