@@ -5,6 +5,7 @@
 mod cicap;
 mod common;
 mod config;
+mod deadline;
 mod faults;
 mod formats;
 mod haproxy;

@@ -2,6 +2,7 @@
 //! (Debian's c-icap) started on a free loopback port and stopped on drop.
 //! A missing server is a failure, never a skip: `tests/run` installs them.
 
+pub mod dribble;
 pub mod fault;
 pub mod haproxy;
 pub mod tls;
@@ -23,6 +24,72 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run icap-check")
+}
+
+/// What one run of the binary did, for checks that may hang: see [`run_killed_after`].
+#[derive(Debug)]
+pub struct Ran {
+    /// `None` when killed by a signal (ours, or an abort).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// From spawn until the process was reaped.
+    pub wall: Duration,
+    /// Still running after the time given, and killed.
+    pub killed: bool,
+}
+
+impl Ran {
+    /// A panic's text, or an abort's (an allocation failure), anywhere in the output.
+    pub fn panicked(&self) -> bool {
+        let says = |t: &str| t.contains("panicked") || t.contains("memory allocation of");
+        self.code == Some(101) || says(&self.stdout) || says(&self.stderr)
+    }
+}
+
+/// Runs `cmd` (its stdin null, stdout and stderr captured), killing it if
+/// it has not ended within `kill_after`: a binary that hangs fails its test
+/// instead of hanging the suite. The pipes are drained on threads, so a
+/// large report cannot stall the child while it is polled.
+pub fn run_killed_after(cmd: &mut Command, kill_after: Duration) -> Ran {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn icap-check");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let mut killed = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > kill_after {
+            killed = true;
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let wall = started.elapsed();
+    Ran {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        wall,
+        killed,
+    }
 }
 
 pub fn code(out: &Output) -> i32 {

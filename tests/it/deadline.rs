@@ -1,0 +1,303 @@
+//! One deadline for the whole check, wherever the check is stuck: a TLS
+//! handshake, or the TLS record of an answer, trickling in one byte every
+//! 20 ms (each read ends well within any socket timeout, so only a deadline
+//! asked between the bytes bounds it); an HTTP body, its chunks or its
+//! trailer sent slowly (ureq's own timer must not race ours); several
+//! targets where one cannot be bounded by sockets (every target that
+//! finished is still reported, in the format asked for); a `--timeout` so
+//! large that the run's bound does not fit in the clock.
+//!
+//! "Ends by the deadline": exit 4, the process gone by `--timeout` + 150 ms,
+//! a timeout named in the report, no panic. Every run is killed after 20 s,
+//! so a check that hangs fails its case instead of hanging the suite. The
+//! cases of a test run in parallel threads: a test takes about one deadline.
+//! Each run's figures are printed (`--nocapture`) for the closing note.
+
+use crate::common::dribble::{Answer, DribbleTls, Slow, Version};
+use crate::common::tls::{Cert, Pki};
+use crate::common::*;
+
+use std::process::Command;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// How long after its deadline the process may still be alive.
+const GRACE: Duration = Duration::from_millis(150);
+/// A run still going by then is killed and fails its case.
+const KILL_AFTER: Duration = Duration::from_secs(20);
+
+/// Runs the binary with a cleared environment plus `env`, as HAProxy does.
+fn check(args: &[String], env: &[(&str, &str)]) -> Ran {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_clear().envs(env.iter().copied());
+    run_killed_after(&mut cmd, KILL_AFTER)
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// One run of a case and what is wrong with it (nothing, when it passes).
+struct Case {
+    name: String,
+    ran: Ran,
+    wrong: Vec<String>,
+}
+
+impl Case {
+    fn new(name: impl Into<String>, ran: Ran, wrong: Vec<String>) -> Case {
+        Case {
+            name: name.into(),
+            ran,
+            wrong,
+        }
+    }
+}
+
+/// Gone by the deadline + grace, not killed, no panic: what every run here
+/// must show, whatever its exit code.
+fn in_time(ran: &Ran) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if ran.killed {
+        wrong.push(format!("still running after {KILL_AFTER:?}: killed"));
+    } else if ran.wall > TIMEOUT + GRACE {
+        wrong.push(format!(
+            "took {:.0} ms, past the deadline + {} ms",
+            ms(ran.wall),
+            GRACE.as_millis()
+        ));
+    }
+    if ran.panicked() {
+        wrong.push("panicked".into());
+    }
+    wrong
+}
+
+/// Exit 4 by the deadline, with a timeout named in the report.
+fn by_the_deadline(ran: &Ran) -> Vec<String> {
+    let mut wrong = in_time(ran);
+    if ran.code != Some(4) {
+        wrong.push(format!("exit {}, not 4", code_text(ran)));
+    }
+    if !ran.stdout.contains("timeout") && !ran.stderr.contains("timeout") {
+        wrong.push("no 'timeout' in the report".into());
+    }
+    wrong
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn code_text(ran: &Ran) -> String {
+    match (ran.killed, ran.code) {
+        (true, _) => "none (killed)".into(),
+        (false, Some(c)) => c.to_string(),
+        (false, None) => "none (signal)".into(),
+    }
+}
+
+/// A case to run on its own thread: it starts its servers and runs the check.
+type Run<'a> = Box<dyn FnOnce() -> Vec<Case> + Send + 'a>;
+
+/// Runs `cases` on threads at once, each returning its [`Case`]s.
+fn in_parallel<'a>(cases: Vec<Run<'a>>) -> Vec<Case> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = cases.into_iter().map(|c| scope.spawn(c)).collect();
+        running
+            .into_iter()
+            .flat_map(|r| r.join().expect("a case's thread panicked"))
+            .collect()
+    })
+}
+
+/// Prints every run's figures and fails with every case that went wrong.
+fn assert_all(cases: &[Case]) {
+    for c in cases {
+        eprintln!(
+            "measured: {}: exit {} in {:.0} ms: {}",
+            c.name,
+            code_text(&c.ran),
+            ms(c.ran.wall),
+            first_line(&c.ran)
+        );
+    }
+    let failed: Vec<String> = cases
+        .iter()
+        .filter(|c| !c.wrong.is_empty())
+        .map(|c| {
+            format!(
+                "{}: {}\n  stdout: {}\n  stderr: {}",
+                c.name,
+                c.wrong.join("; "),
+                c.ran.stdout.trim_end(),
+                c.ran.stderr.trim_end()
+            )
+        })
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} runs went wrong:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
+    );
+}
+
+fn first_line(ran: &Ran) -> String {
+    let text = if ran.stdout.trim().is_empty() {
+        &ran.stderr
+    } else {
+        &ran.stdout
+    };
+    text.lines().next().unwrap_or("").to_string()
+}
+
+// ---- TLS that trickles in -------------------------------------------------
+
+const SCHEMES: [&str; 3] = ["icaps", "https", "tls"];
+const VERSIONS: [Version; 2] = [Version::Tls12, Version::Tls13];
+
+/// What the server answers a check of `scheme`.
+fn answer_for(scheme: &str) -> Answer {
+    match scheme {
+        "icaps" => Answer::Icap,
+        "https" => Answer::Http,
+        _ => Answer::Pong,
+    }
+}
+
+/// A check of `scheme` on `port`, trusting the test CA: tls:// sends PING
+/// and expects PONG, so the answer is read too.
+fn tls_args(scheme: &str, port: u16, ca: &str, timeout: &str) -> Vec<String> {
+    let mut args = strings(&["--timeout", timeout, "--ca-file", ca]);
+    match scheme {
+        "icaps" => args.push(format!("icaps://127.0.0.1:{port}/echo")),
+        "https" => args.push(format!("https://127.0.0.1:{port}/")),
+        _ => {
+            args.extend(strings(&["--send", "PING", "--expect-string", "PONG"]));
+            args.push(format!("tls://127.0.0.1:{port}"));
+        }
+    }
+    args
+}
+
+/// The certificate the dribbling servers present, and the CA's path.
+fn pki() -> (Pki, Cert, String) {
+    let pki = Pki::new();
+    let cert = pki.server("dribble", 30);
+    let ca = pki.ca().to_str().expect("utf-8 temp path").to_string();
+    (pki, cert, ca)
+}
+
+/// Every scheme over TLS 1.2 and 1.3 against a server sending `slow`ly,
+/// each run checked by `judge`.
+fn tls_matrix<'a>(
+    cert: &'a Cert,
+    ca: &'a str,
+    slow: Slow,
+    timeout: &'a str,
+    judge: fn(&Ran) -> Vec<String>,
+) -> Vec<Run<'a>> {
+    let mut cases: Vec<Run<'a>> = Vec::new();
+    for version in VERSIONS {
+        for scheme in SCHEMES {
+            cases.push(Box::new(move || {
+                let server = DribbleTls::start(cert, version, slow, answer_for(scheme));
+                let ran = check(&tls_args(scheme, server.port, ca, timeout), &[]);
+                let mut wrong = judge(&ran);
+                if server.accepted() == 0 {
+                    wrong.push("never connected to the server".into());
+                }
+                let name = format!("{scheme}:// {version:?}, {slow:?} one byte every 20 ms");
+                vec![Case::new(name, ran, wrong)]
+            }));
+        }
+    }
+    cases
+}
+
+/// The handshake, every byte 20 ms apart: rustls' `complete_io` loops
+/// over the socket until the handshake is done, and a byte comes well
+/// within each read's timeout (measured before the fix: exit 4 only once
+/// the handshake had trickled in whole, after 13 s).
+#[test]
+fn tls_handshake_dribbled_ends_by_the_deadline() {
+    let (_pki, cert, ca) = pki();
+    let mut cases = tls_matrix(&cert, &ca, Slow::Handshake, "1s", by_the_deadline);
+    // HAProxy's form with `ssl` on the server line: icaps to the service.
+    let (cert, ca) = (&cert, ca.as_str());
+    cases.push(Box::new(move || {
+        let server = DribbleTls::start(cert, Version::Tls13, Slow::Handshake, Answer::Icap);
+        let port = server.port.to_string();
+        let args = strings(&[
+            "--timeout",
+            "1s",
+            "--service",
+            "echo",
+            "--ca-file",
+            ca,
+            "NOT_USED",
+            "NOT_USED",
+            "127.0.0.1",
+            &port,
+        ]);
+        let ran = check(&args, &[("HAPROXY_SERVER_SSL", "1")]);
+        let mut wrong = by_the_deadline(&ran);
+        if !ran.stdout.is_empty() {
+            wrong.push("HAProxy's form reports on stderr only".into());
+        }
+        vec![Case::new(
+            "HAProxy form, HAPROXY_SERVER_SSL=1, Tls13, Handshake one byte every 20 ms",
+            ran,
+            wrong,
+        )]
+    }));
+    assert_all(&in_parallel(cases));
+}
+
+/// The handshake at full speed, then the answer's TLS record one byte every
+/// 20 ms: rustls reads the whole record before our code sees a byte of it
+/// (measured before the fix: exit 0 after 0.5 to 2.1 s).
+#[test]
+fn tls_answer_dribbled_ends_by_the_deadline() {
+    let (_pki, cert, ca) = pki();
+    assert_all(&in_parallel(tls_matrix(
+        &cert,
+        &ca,
+        Slow::Answer,
+        "1s",
+        by_the_deadline,
+    )));
+}
+
+/// The control for the two tests above: given time, the same server's
+/// answer arrives whole and is healthy, and it takes longer than their
+/// 1 s deadline. So their exit 4 is the deadline's, not a broken server's.
+#[test]
+fn tls_answer_dribbled_is_healthy_given_time() {
+    let (_pki, cert, ca) = pki();
+    fn healthy_but_slow(ran: &Ran) -> Vec<String> {
+        let mut wrong = Vec::new();
+        if ran.code != Some(0) || ran.killed || ran.panicked() {
+            wrong.push(format!("exit {}, not 0", code_text(ran)));
+        }
+        // PONG's record is the shortest: 26 bytes with TLS 1.3's overhead.
+        if ran.wall < Duration::from_millis(400) {
+            wrong.push(format!("took only {:.0} ms", ms(ran.wall)));
+        }
+        wrong
+    }
+    let cases = in_parallel(tls_matrix(
+        &cert,
+        &ca,
+        Slow::Answer,
+        "15s",
+        healthy_but_slow,
+    ));
+    assert_all(&cases);
+    // The ICAP and HTTP answers outlast a 1 s deadline.
+    for c in cases.iter().filter(|c| !c.name.starts_with("tls://")) {
+        assert!(c.ran.wall > TIMEOUT + GRACE, "{}: {:?}", c.name, c.ran);
+    }
+}
