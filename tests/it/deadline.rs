@@ -14,6 +14,7 @@
 //! Each run's figures are printed (`--nocapture`) for the closing note.
 
 use crate::common::dribble::{Answer, DribbleTls, Slow, Version};
+use crate::common::fault::{FaultServer, Step};
 use crate::common::tls::{Cert, Pki};
 use crate::common::*;
 
@@ -300,4 +301,71 @@ fn tls_answer_dribbled_is_healthy_given_time() {
     for c in cases.iter().filter(|c| !c.name.starts_with("tls://")) {
         assert!(c.ran.wall > TIMEOUT + GRACE, "{}: {:?}", c.name, c.ran);
     }
+}
+
+// ---- an HTTP body that trickles in ------------------------------------------
+
+const CHUNKED_200: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+/// How many times each HTTP case runs: the race with ureq's own timer lost
+/// about 9 runs in 15.
+const RUNS: usize = 15;
+
+/// Runs a check for a string never sent, `RUNS` times at once, against a
+/// server that answers `head` and then runs `rest`: every run must be a
+/// timeout (exit 4), never a protocol error (exit 5).
+fn http_body_slowly(what: &str, head: Vec<u8>, rest: Step) {
+    let server = FaultServer::start(vec![Step::ReadHead, Step::Write(head), rest]);
+    let url = format!("http://127.0.0.1:{}/", server.port());
+    let args = strings(&["--timeout", "1s", "--expect-string", "never-there", &url]);
+    let runs: Vec<Run<'_>> = (0..RUNS)
+        .map(|i| {
+            let args = &args;
+            Box::new(move || {
+                let ran = check(args, &[]);
+                let mut wrong = by_the_deadline(&ran);
+                if ran.stdout.contains("protocol error") {
+                    wrong.push("a protocol error, not the deadline".into());
+                }
+                vec![Case::new(format!("{what}, run {}", i + 1), ran, wrong)]
+            }) as Run<'_>
+        })
+        .collect();
+    let cases = in_parallel(runs);
+    drop(server);
+    assert_all(&cases);
+}
+
+/// The first chunk announces 1 MiB, whose bytes come one every 20 ms.
+#[test]
+fn http_body_dribbled_ends_by_the_deadline() {
+    let mut head = CHUNKED_200.to_vec();
+    head.extend_from_slice(b"100000\r\n");
+    let dribble = Step::Dribble {
+        bytes: b"x".to_vec(),
+        every: Duration::from_millis(20),
+    };
+    http_body_slowly("HTTP body one byte every 20 ms", head, dribble);
+}
+
+/// Whole one-byte chunks, one every 20 ms, forever.
+#[test]
+fn http_chunks_every_20_ms_end_by_the_deadline() {
+    let chunks = Step::Every {
+        bytes: b"1\r\nx\r\n".to_vec(),
+        every: Duration::from_millis(20),
+    };
+    http_body_slowly("HTTP chunk every 20 ms", CHUNKED_200.to_vec(), chunks);
+}
+
+/// The body ends (the last chunk), then a trailer comes one byte every
+/// 20 ms and never ends.
+#[test]
+fn http_trailer_dribbled_ends_by_the_deadline() {
+    let mut head = CHUNKED_200.to_vec();
+    head.extend_from_slice(b"1\r\nx\r\n0\r\n");
+    let dribble = Step::Dribble {
+        bytes: b"X-Trailer: slow\r\n".to_vec(),
+        every: Duration::from_millis(20),
+    };
+    http_body_slowly("HTTP trailer one byte every 20 ms", head, dribble);
 }
