@@ -369,3 +369,213 @@ fn http_trailer_dribbled_ends_by_the_deadline() {
     };
     http_body_slowly("HTTP trailer one byte every 20 ms", head, dribble);
 }
+
+// ---- several targets, one stuck where sockets cannot bound it --------------
+
+fn json_objects(ran: &Ran) -> Result<Vec<serde_json::Value>, String> {
+    ran.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// `objects` are one healthy object for `healthy` and one deadline failure
+/// (exit 4) for `stuck`, in that order, each keyed by `key` (target or server).
+fn healthy_and_stuck(ran: &Ran, key: &str, healthy: &str, stuck: &str) -> Vec<String> {
+    let objects = match json_objects(ran) {
+        Ok(o) => o,
+        Err(e) => return vec![e],
+    };
+    let mut wrong = Vec::new();
+    let [ok, late] = objects.as_slice() else {
+        return vec![format!("{} JSON objects, not 2", objects.len())];
+    };
+    if ok[key] != healthy || ok["healthy"] != true || ok["exit_code"] != 0 {
+        wrong.push(format!("not the healthy {healthy}: {ok}"));
+    }
+    let reason = late["reason"].as_str().unwrap_or_default();
+    if late[key] != stuck || late["exit_code"] != 4 || !reason.contains("timeout") {
+        wrong.push(format!("not {stuck}'s deadline failure: {late}"));
+    }
+    wrong
+}
+
+/// `--format` FORMAT's report of a healthy c-icap target (`icap`) beside a
+/// stuck one (`stuck`): each finished target as it finished, the stuck one
+/// a deadline failure.
+fn reports_both(format: &str, ran: &Ran, icap: &str, stuck: &str) -> Vec<String> {
+    let mut wrong = in_time(ran);
+    let code = if format == "nagios" { 2 } else { 4 };
+    if ran.code != Some(code) {
+        wrong.push(format!("exit {}, not {code}", code_text(ran)));
+    }
+    let text = &ran.stdout;
+    let lines: Vec<&str> = text.lines().collect();
+    let has = |prefix: &str, target: &str, also: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(prefix) && l.contains(target) && l.contains(also))
+    };
+    let sample = |name: &str, target: &str, value: &str| {
+        lines.iter().any(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && l.contains(&format!("target=\"{target}\""))
+                && l.ends_with(&format!("}} {value}"))
+        })
+    };
+    match format {
+        "human" => {
+            if !(lines.len() == 3
+                && has("OK    ", icap, "200 ISTag")
+                && has("FAIL  ", stuck, "timeout")
+                && lines[2].starts_with("2 targets: 1 healthy, 1 failed (exit 4) in "))
+            {
+                wrong.push("not a table of an OK row, a FAIL row and the summary".into());
+            }
+        }
+        "json" => wrong.extend(healthy_and_stuck(ran, "target", icap, stuck)),
+        "nagios" => {
+            if !(text.starts_with("ICAP CRITICAL - 1 of 2 targets healthy | ")
+                && has("[OK] ", icap, "OPTIONS 200")
+                && has("[CRITICAL] ", stuck, "timeout"))
+            {
+                wrong.push("not CRITICAL with both targets listed".into());
+            }
+        }
+        _ => {
+            if !(sample("probe_success", icap, "1")
+                && sample("probe_success", stuck, "0")
+                && sample("probe_exit_code", icap, "0")
+                && sample("probe_exit_code", stuck, "4"))
+            {
+                wrong.push("not both targets' probe_success and probe_exit_code".into());
+            }
+        }
+    }
+    wrong
+}
+
+/// A healthy c-icap and a TLS server whose handshake trickles in, in every
+/// format. Whether the stuck check ends itself at its deadline or the run's
+/// watchdog ends the process at the run's bound (deadline + 80 ms), the
+/// healthy target's outcome must be in the report.
+#[test]
+fn several_targets_report_the_finished_and_the_stuck() {
+    let server = CIcap::start();
+    let (_pki, cert, ca) = pki();
+    let stuck = DribbleTls::start(&cert, Version::Tls13, Slow::Handshake, Answer::Pong);
+    let icap = server.url("echo");
+    let tls = format!("tls://127.0.0.1:{}", stuck.port);
+    let cases = ["human", "json", "nagios", "prometheus"]
+        .into_iter()
+        .map(|format| {
+            let (icap, tls, ca) = (&icap, &tls, &ca);
+            Box::new(move || {
+                let args = strings(&[
+                    "--timeout",
+                    "1s",
+                    "--format",
+                    format,
+                    "--ca-file",
+                    ca,
+                    icap,
+                    tls,
+                ]);
+                let ran = check(&args, &[]);
+                let wrong = reports_both(format, &ran, icap, tls);
+                vec![Case::new(
+                    format!("--format {format}, c-icap and a TLS handshake one byte every 20 ms"),
+                    ran,
+                    wrong,
+                )]
+            }) as Run<'_>
+        })
+        .collect();
+    assert_all(&in_parallel(cases));
+}
+
+/// Writes haproxy.cfg with a backend `pool` of `servers` (lines after
+/// `server`), and an icap-check.conf of `conf`; returns their paths.
+fn pool_files(dir: &TempDir, servers: &[String], conf: &str) -> (String, String) {
+    let mut cfg = String::from(
+        "global\n    external-check\ndefaults\n    mode tcp\n    option external-check\nbackend pool\n",
+    );
+    for s in servers {
+        cfg.push_str(&format!("    server {s}\n"));
+    }
+    let (cfg_path, conf_path) = (
+        dir.path().join("haproxy.cfg"),
+        dir.path().join("icap-check.conf"),
+    );
+    std::fs::write(&cfg_path, cfg).expect("write haproxy.cfg");
+    std::fs::write(&conf_path, conf).expect("write icap-check.conf");
+    let text = |p: std::path::PathBuf| p.to_str().expect("utf-8 temp path").to_string();
+    (text(cfg_path), text(conf_path))
+}
+
+/// A pool from haproxy.cfg: c-icap beside a UNIX socket whose backlog is
+/// full (a connect no socket timeout bounds: the watchdog's case).
+#[test]
+fn a_pool_with_a_full_unix_backlog_reports_every_server() {
+    let server = CIcap::start();
+    let backlog = FullBacklog::start();
+    let dir = TempDir::new("pool-unix");
+    let servers = [
+        format!("icap 127.0.0.1:{} check", server.port),
+        format!("stuck {} check", backlog.path()),
+    ];
+    let (cfg, conf) = pool_files(&dir, &servers, "defaults\n    service echo\n");
+    let args = strings(&[
+        "--timeout",
+        "1s",
+        "--haproxy-cfg",
+        &cfg,
+        "--config",
+        &conf,
+        "--format",
+        "json",
+    ]);
+    let ran = check(&args, &[]);
+    let mut wrong = by_the_deadline(&ran);
+    wrong.extend(healthy_and_stuck(&ran, "server", "icap", "stuck"));
+    drop(backlog);
+    assert_all(&[Case::new(
+        "pool: c-icap and a full UNIX backlog, --format json",
+        ran,
+        wrong,
+    )]);
+}
+
+/// A pool from haproxy.cfg: c-icap beside a server with `ssl` on its line
+/// whose handshake trickles in.
+#[test]
+fn a_pool_with_a_stuck_tls_server_reports_every_server() {
+    let server = CIcap::start();
+    let (_pki, cert, ca) = pki();
+    let stuck = DribbleTls::start(&cert, Version::Tls13, Slow::Handshake, Answer::Icap);
+    let dir = TempDir::new("pool-tls");
+    let servers = [
+        format!("icap 127.0.0.1:{} check", server.port),
+        format!("stuck 127.0.0.1:{} check ssl", stuck.port),
+    ];
+    let conf = format!("defaults\n    service echo\n    ca-file {ca}\n");
+    let (cfg, conf) = pool_files(&dir, &servers, &conf);
+    let args = strings(&[
+        "--timeout",
+        "1s",
+        "--haproxy-cfg",
+        &cfg,
+        "--config",
+        &conf,
+        "--format",
+        "json",
+    ]);
+    let ran = check(&args, &[]);
+    let mut wrong = by_the_deadline(&ran);
+    wrong.extend(healthy_and_stuck(&ran, "server", "icap", "stuck"));
+    assert_all(&[Case::new(
+        "pool: c-icap and `ssl` with a TLS handshake one byte every 20 ms, --format json",
+        ran,
+        wrong,
+    )]);
+}
