@@ -579,3 +579,76 @@ fn a_pool_with_a_stuck_tls_server_reports_every_server() {
         wrong,
     )]);
 }
+
+// ---- a deadline too large for the clock ------------------------------------
+
+/// The run's bound is (timeout + 40 ms) x the checks one thread runs in a
+/// row: with `--timeout 9999999999d` (the largest accepted, 8.6e14 s) and
+/// 11,000 checks on one thread it is 9.5e18 s, past what an `Instant` can
+/// hold (i64 seconds), so adding it to the start overflows unless checked.
+/// A pool from haproxy.cfg carries the targets: 11,000 URLs on the command
+/// line take the debug build 20 s to parse (argv is copied per target).
+#[test]
+fn a_bound_past_the_clock_does_not_panic() {
+    const TARGETS: usize = 11_000;
+    let dir = TempDir::new("huge-bound");
+    let port = free_port();
+    let servers: Vec<String> = (0..TARGETS)
+        .map(|i| format!("s{i} 127.0.0.1:{port} check"))
+        .collect();
+    let (cfg, conf) = pool_files(&dir, &servers, "defaults\n    service echo\n");
+    let args = strings(&[
+        "--jobs",
+        "1",
+        "--timeout",
+        "9999999999d",
+        "--haproxy-cfg",
+        &cfg,
+        "--config",
+        &conf,
+    ]);
+    let ran = check(&args, &[]);
+    let mut wrong = Vec::new();
+    if ran.killed || ran.panicked() || ran.code != Some(3) {
+        wrong.push(format!("exit {}, not 3", code_text(&ran)));
+    }
+    let refused = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("FAIL ") && l.contains("connection refused"))
+        .count();
+    if refused != TARGETS {
+        wrong.push(format!("{refused} rows refused, not {TARGETS}"));
+    }
+    let summary = format!("{TARGETS} targets: 0 healthy, {TARGETS} failed (exit 3) in ");
+    if !ran
+        .stdout
+        .lines()
+        .last()
+        .is_some_and(|l| l.starts_with(&summary))
+    {
+        wrong.push("no summary".into());
+    }
+    // The same timeout on the command line's targets, the form of the report.
+    let url = format!("icap://127.0.0.1:{port}/echo");
+    let two = check(
+        &strings(&["--jobs", "1", "--timeout", "9999999999d", &url, &url]),
+        &[],
+    );
+    let mut two_wrong = Vec::new();
+    if two.killed || two.panicked() || two.code != Some(3) {
+        two_wrong.push(format!("exit {}, not 3", code_text(&two)));
+    }
+    assert_all(&[
+        Case::new(
+            format!("--jobs 1 --timeout 9999999999d, {TARGETS} refused servers of a pool"),
+            ran,
+            wrong,
+        ),
+        Case::new(
+            "--jobs 1 --timeout 9999999999d, two refused URLs",
+            two,
+            two_wrong,
+        ),
+    ]);
+}
