@@ -283,6 +283,11 @@ fn no_service() {
 /// three tests' runs go at once.
 fn tls_file_not_regular(option: &str) {
     const AS_LIMIT: u64 = 128 << 20;
+    const PRLIMIT: &str = "/usr/bin/prlimit";
+    assert!(
+        std::path::Path::new(PRLIMIT).exists(),
+        "{PRLIMIT} is missing: Debian's util-linux has it"
+    );
     let pki = crate::common::tls::Pki::new();
     let good = pki.server("client", 30);
     let dir = TempDir::new("tls-fifo");
@@ -338,7 +343,7 @@ fn tls_file_not_regular(option: &str) {
             .iter()
             .map(|(name, args, env)| {
                 scope.spawn(move || {
-                    let mut cmd = Command::new("/usr/bin/prlimit");
+                    let mut cmd = Command::new(PRLIMIT);
                     cmd.args([&format!("--as={AS_LIMIT}"), "--", BIN])
                         .args(args)
                         .env_clear()
