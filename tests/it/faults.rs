@@ -12,9 +12,6 @@ use std::time::{Duration, Instant};
 use Step::*;
 
 const GNU_TIME: &str = "/usr/bin/time";
-/// Debian's python3 (tests/run installs it when missing): its `listen(0)`
-/// gives a UNIX socket a backlog that a test can fill.
-const PYTHON: &str = "/usr/bin/python3";
 /// The `--timeout` every case runs with unless it gives its own.
 const TIMEOUT_MS: u64 = 700;
 /// How long after its deadline the process may still be alive (issue 2).
@@ -587,49 +584,8 @@ fn reply_204_while_sending_then_reset() {
 /// (exit 4 by the deadline + grace), so this is where it must be running.
 #[test]
 fn unix_connect_into_a_full_backlog() {
-    let dir = TempDir::new("backlog");
-    let path = dir.path().join("icap.sock");
-    // std's UnixListener listens with SOMAXCONN; Python's listen(0) keeps
-    // one pending connection at most.
-    let mut listener = Command::new(PYTHON)
-        .arg("-c")
-        .arg(
-            "import socket, sys, time\n\
-             s = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(0)\n\
-             print('ready', flush=True)\ntime.sleep(30)\n",
-        )
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start python3's UNIX listener");
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(listener.stdout.take().expect("listener's stdout")),
-        &mut ready,
-    )
-    .expect("listener says ready");
-    assert_eq!(ready.trim(), "ready");
-    // Fill the backlog from a thread that may block forever (left behind).
-    let (tx, rx) = std::sync::mpsc::channel();
-    let fill = path.clone();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        loop {
-            // Refused once the listener is gone at the end of the test.
-            let Ok(s) = std::os::unix::net::UnixStream::connect(&fill) else {
-                return;
-            };
-            held.push(s);
-            let _ = tx.send(held.len());
-        }
-    });
-    // Full when connects stop completing.
-    let mut filled = 0;
-    while let Ok(n) = rx.recv_timeout(Duration::from_millis(300)) {
-        filled = n;
-    }
-    assert!(filled >= 1, "no connection reached the listener");
-    let path = path.to_string_lossy().into_owned();
+    let backlog = FullBacklog::start();
+    let path = backlog.path();
     let ran = run_measured(
         &["--service", "echo", "NOT_USED", "NOT_USED", &path],
         "NOT_USED",
@@ -660,7 +616,7 @@ fn unix_connect_into_a_full_backlog() {
         ],
         "NOT_USED",
     );
-    terminate(&mut listener);
+    drop(backlog);
     assert_eq!(ran.code, 4, "the watchdog's timeout: {ran:?}");
     assert!(
         ran.wall >= Duration::from_millis(TIMEOUT_MS),

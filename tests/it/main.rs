@@ -5,6 +5,7 @@
 mod cicap;
 mod common;
 mod config;
+mod deadline;
 mod escaping;
 mod faults;
 mod formats;

@@ -271,3 +271,129 @@ fn no_service() {
         "no ICAP service",
     );
 }
+
+/// The TLS files (`--ca-file`, `--client-cert`, `--client-key`) naming a
+/// FIFO (whose open waits for a writer) or /dev/zero (endless): exit 2
+/// within 2 s, one line naming the option and "not a regular file", on the
+/// command line, in HAProxy's form with `ssl` (HAPROXY_SERVER_SSL=1), and
+/// from a config file's section. Each run is killed after 5 s, and runs
+/// under a 128 MiB address-space limit (ample for a check that stops at a
+/// usage error), so that reading /dev/zero whole fails fast instead of
+/// eating the machine's memory: 1 GB each would be 9 GB resident while the
+/// three tests' runs go at once.
+fn tls_file_not_regular(option: &str) {
+    const AS_LIMIT: u64 = 128 << 20;
+    const PRLIMIT: &str = "/usr/bin/prlimit";
+    assert!(
+        std::path::Path::new(PRLIMIT).exists(),
+        "{PRLIMIT} is missing: Debian's util-linux has it"
+    );
+    let pki = crate::common::tls::Pki::new();
+    let good = pki.server("client", 30);
+    let dir = TempDir::new("tls-fifo");
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let fifo = fifo.to_str().expect("utf-8 temp path").to_string();
+    let (cert, key) = (
+        good.cert.to_str().expect("utf-8 temp path"),
+        good.key.to_str().expect("utf-8 temp path"),
+    );
+    // The other half of a client certificate is a good file.
+    let other = match option {
+        "client-cert" => Some(("client-key", key)),
+        "client-key" => Some(("client-cert", cert)),
+        _ => None,
+    };
+    // Each run: its name, its arguments, its environment.
+    type Run<'a> = (String, Vec<String>, Vec<(&'a str, &'a str)>);
+    let mut runs: Vec<Run> = Vec::new();
+    for bad in [fifo.as_str(), "/dev/zero"] {
+        let mut flags = vec![format!("--{option}"), bad.to_string()];
+        let mut conf = format!("defaults\n    service echo\n    {option} {bad}\n");
+        if let Some((name, path)) = other {
+            flags.extend([format!("--{name}"), path.to_string()]);
+            conf.push_str(&format!("    {name} {path}\n"));
+        }
+        let conf_path = dir.path().join(format!(
+            "{}.conf",
+            if bad == "/dev/zero" { "zero" } else { "fifo" }
+        ));
+        std::fs::write(&conf_path, conf).expect("write the config file");
+        let conf_path = conf_path.to_str().expect("utf-8 temp path").to_string();
+        let haproxy = ["NOT_USED", "NOT_USED", "127.0.0.1", "1"].map(String::from);
+        let ssl = vec![("HAPROXY_SERVER_SSL", "1")];
+        let mut url = flags.clone();
+        url.push("icaps://127.0.0.1:1/echo".into());
+        runs.push((format!("--{option} {bad}, URL"), url, vec![]));
+        let mut form = flags.clone();
+        form.extend(["--service".to_string(), "echo".to_string()]);
+        form.extend(haproxy.clone());
+        runs.push((
+            format!("--{option} {bad}, HAProxy's form"),
+            form,
+            ssl.clone(),
+        ));
+        let mut from_conf = vec!["--config".to_string(), conf_path];
+        from_conf.extend(haproxy);
+        runs.push((format!("{option} {bad} in a config file"), from_conf, ssl));
+    }
+    let wrong: Vec<String> = std::thread::scope(|scope| {
+        let running: Vec<_> = runs
+            .iter()
+            .map(|(name, args, env)| {
+                scope.spawn(move || {
+                    let mut cmd = Command::new(PRLIMIT);
+                    cmd.args([&format!("--as={AS_LIMIT}"), "--", BIN])
+                        .args(args)
+                        .env_clear()
+                        .envs(env.iter().copied());
+                    let ran = run_killed_after(&mut cmd, Duration::from_secs(5));
+                    eprintln!(
+                        "measured: {name}: exit {:?}{} in {:.0} ms: {}",
+                        ran.code,
+                        if ran.killed { " (killed)" } else { "" },
+                        ran.wall.as_secs_f64() * 1000.0,
+                        ran.stderr.trim_end()
+                    );
+                    let line = ran.stderr.trim_end();
+                    let ok = !ran.killed
+                        && ran.code == Some(2)
+                        && ran.wall < Duration::from_secs(2)
+                        && ran.stdout.is_empty()
+                        && ran.stderr.lines().count() == 1
+                        && line.starts_with("icap-check: ")
+                        && line.contains(option)
+                        && line.contains("not a regular file")
+                        && !ran.panicked();
+                    (!ok).then(|| format!("{name}: {ran:?}"))
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .filter_map(|r| r.join().expect("a run's thread panicked"))
+            .collect()
+    });
+    assert!(
+        wrong.is_empty(),
+        "{} runs went wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn ca_file_not_a_regular_file() {
+    tls_file_not_regular("ca-file");
+}
+
+#[test]
+fn client_cert_not_a_regular_file() {
+    tls_file_not_regular("client-cert");
+}
+
+#[test]
+fn client_key_not_a_regular_file() {
+    tls_file_not_regular("client-key");
+}

@@ -41,6 +41,13 @@ pub enum Step {
         bytes: Vec<u8>,
         every: Duration,
     },
+    /// Writes all of `bytes` at once every `every`, forever: a chunked
+    /// body whose chunks come on time, each read ending well within any
+    /// socket timeout.
+    Every {
+        bytes: Vec<u8>,
+        every: Duration,
+    },
     /// Keeps the connection open and reads nothing, until the server is
     /// dropped: the peer's writes fill the socket buffers and stall.
     Hold,
@@ -214,6 +221,14 @@ fn run_step(stream: &mut TcpStream, step: &Step, stop: &AtomicBool, rec: &mut Re
             }
             Outcome::Next
         }
+        Step::Every { bytes, every } => loop {
+            if let Outcome::End = write_all(stream, bytes, stop, rec) {
+                return Outcome::End;
+            }
+            if let Outcome::End = sleep(*every, stop) {
+                return Outcome::End;
+            }
+        },
         Step::Hold => loop {
             if let Outcome::End = sleep(TICK, stop) {
                 return Outcome::End;

@@ -2,6 +2,7 @@
 //! (Debian's c-icap) started on a free loopback port and stopped on drop.
 //! A missing server is a failure, never a skip: `tests/run` installs them.
 
+pub mod dribble;
 pub mod fault;
 pub mod haproxy;
 pub mod tls;
@@ -23,6 +24,72 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run icap-check")
+}
+
+/// What one run of the binary did, for checks that may hang: see [`run_killed_after`].
+#[derive(Debug)]
+pub struct Ran {
+    /// `None` when killed by a signal (ours, or an abort).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// From spawn until the process was reaped.
+    pub wall: Duration,
+    /// Still running after the time given, and killed.
+    pub killed: bool,
+}
+
+impl Ran {
+    /// A panic's text, or an abort's (an allocation failure), anywhere in the output.
+    pub fn panicked(&self) -> bool {
+        let says = |t: &str| t.contains("panicked") || t.contains("memory allocation of");
+        self.code == Some(101) || says(&self.stdout) || says(&self.stderr)
+    }
+}
+
+/// Runs `cmd` (its stdin null, stdout and stderr captured), killing it if
+/// it has not ended within `kill_after`: a binary that hangs fails its test
+/// instead of hanging the suite. The pipes are drained on threads, so a
+/// large report cannot stall the child while it is polled.
+pub fn run_killed_after(cmd: &mut Command, kill_after: Duration) -> Ran {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn icap-check");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let mut killed = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > kill_after {
+            killed = true;
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let wall = started.elapsed();
+    Ran {
+        code: status.code(),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        wall,
+        killed,
+    }
 }
 
 pub fn code(out: &Output) -> i32 {
@@ -110,6 +177,80 @@ pub fn terminate(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Debian's python3 (tests/run installs it when missing): its `listen(0)`
+/// gives a UNIX socket a backlog that a test can fill.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// A UNIX-socket listener whose backlog is full: a `connect` to it blocks,
+/// and no socket timeout can bound that. Stopped on drop.
+pub struct FullBacklog {
+    pub path: PathBuf,
+    listener: Child,
+    _dir: TempDir,
+}
+
+impl FullBacklog {
+    pub fn start() -> FullBacklog {
+        let dir = TempDir::new("backlog");
+        let path = dir.path().join("icap.sock");
+        // std's UnixListener listens with SOMAXCONN; Python's listen(0) keeps
+        // one pending connection at most.
+        let mut listener = Command::new(PYTHON)
+            .arg("-c")
+            .arg(
+                "import socket, sys, time\n\
+                 s = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(0)\n\
+                 print('ready', flush=True)\ntime.sleep(30)\n",
+            )
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3's UNIX listener");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(listener.stdout.take().expect("listener's stdout")),
+            &mut ready,
+        )
+        .expect("listener says ready");
+        assert_eq!(ready.trim(), "ready");
+        // Fill the backlog from a thread that may block forever (left behind).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fill = path.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            loop {
+                // Refused once the listener is gone at the end of the test.
+                let Ok(s) = std::os::unix::net::UnixStream::connect(&fill) else {
+                    return;
+                };
+                held.push(s);
+                let _ = tx.send(held.len());
+            }
+        });
+        // Full when connects stop completing.
+        let mut filled = 0;
+        while let Ok(n) = rx.recv_timeout(Duration::from_millis(300)) {
+            filled = n;
+        }
+        assert!(filled >= 1, "no connection reached the listener");
+        FullBacklog {
+            path,
+            listener,
+            _dir: dir,
+        }
+    }
+
+    pub fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for FullBacklog {
+    fn drop(&mut self) {
+        terminate(&mut self.listener);
+    }
 }
 
 pub const C_ICAP: &str = "/usr/bin/c-icap";
