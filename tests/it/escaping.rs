@@ -117,7 +117,10 @@ fn an_operators_names_are_escaped_on_stderr_and_in_syslog() {
     let record = String::from_utf8_lossy(&record[..n]).into_owned();
     assert_clean("syslog", &record);
     // One record: the fake one is text inside it, after an escaped newline.
-    assert!(record.starts_with("<27>icap-check[") && !record.contains('\n'), "{record}");
+    assert!(
+        record.starts_with("<27>icap-check[") && !record.contains('\n'),
+        "{record}"
+    );
     assert!(record.contains("x\\x0a<27>icap-check[1]: fake"), "{record}");
 
     let cfg = dir.path().join("haproxy.cfg");
