@@ -153,6 +153,7 @@ pub fn gather(
         typed: given.into(),
         explain: typed.config.explain,
         merged: RefCell::new(HashMap::new()),
+        described: RefCell::new(HashMap::new()),
     };
     let (targets, pool) = match &cfg {
         Some(cfg) => (pool(&typed, cfg, &merging).map_err(usage)?, true),
@@ -184,6 +185,8 @@ struct Merging<'a> {
     /// The options of each set of sections met (by their lines): the
     /// servers of a pool mostly share theirs, parsed once.
     merged: RefCell<HashMap<Vec<usize>, Merged>>,
+    /// Their `key=value` descriptions, for `--explain`, likewise.
+    described: RefCell<HashMap<Vec<usize>, Result<String, Failure>>>,
 }
 
 /// The options of one set of sections, or why they are wrong.
@@ -207,7 +210,7 @@ impl Merging<'_> {
         let options = self
             .merged
             .borrow_mut()
-            .entry(key)
+            .entry(key.clone())
             .or_insert_with(|| self.parse(&layers))
             .clone()?;
         let (applied, described) = match self.explain {
@@ -220,7 +223,13 @@ impl Merging<'_> {
                     backend,
                     server,
                 }),
-                Some(cli::describe(&self.args(&layers)[1..])?),
+                Some(
+                    self.described
+                        .borrow_mut()
+                        .entry(key)
+                        .or_insert_with(|| cli::describe(&self.args(&layers)[1..]))
+                        .clone()?,
+                ),
             ),
         };
         Ok(Box::new(Prepared {
