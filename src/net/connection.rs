@@ -245,7 +245,7 @@ impl Connection {
             Endpoint::Tcp { host, port } => {
                 Stream::Tcp(connect_tcp(host, *port, deadline, &mut timings)?)
             }
-            Endpoint::Unix(path) => Stream::Unix(connect_unix(path)?),
+            Endpoint::Unix(path) => Stream::Unix(connect_unix(path, deadline)?),
         };
         timings.connect = Some(deadline.elapsed());
         let mut sock = Timed {
@@ -563,11 +563,35 @@ fn resolve(name: &str, port: u16, deadline: Deadline) -> Result<Vec<SocketAddr>,
     }
 }
 
-/// A UNIX connect does not wait for the network; only a full backlog could
-/// block it, and the watchdog bounds that.
-fn connect_unix(path: &Path) -> Result<UnixStream, Failure> {
-    UnixStream::connect(path)
-        .map_err(|e| Failure::Connect(format!("{} ({})", describe(&e), path.display())))
+/// A UNIX connect does not wait for the network, but blocks while the
+/// server's backlog is full. Made without blocking, it fails at once
+/// (`EAGAIN`) then, and is tried again until the deadline.
+fn connect_unix(path: &Path, deadline: Deadline) -> Result<UnixStream, Failure> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let failed = |e: &io::Error| {
+        Failure::Connect(format!(
+            "{} ({})",
+            describe(e),
+            crate::text::escape(&path.display().to_string())
+        ))
+    };
+    let addr = SockAddr::unix(path).map_err(|e| failed(&e))?;
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| failed(&e))?;
+    socket.set_nonblocking(true).map_err(|e| failed(&e))?;
+    loop {
+        match socket.connect(&addr) {
+            Ok(()) => break,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The backlog is full: look again in a moment.
+                let left = deadline.remaining(Phase::Connect)?;
+                std::thread::sleep(left.min(Duration::from_millis(5)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(failed(&e)),
+        }
+    }
+    socket.set_nonblocking(false).map_err(|e| failed(&e))?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))
 }
 
 #[cfg(test)]

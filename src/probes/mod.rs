@@ -333,16 +333,14 @@ impl Probe {
     }
 
     /// Whether every wait of this probe is a socket operation that the
-    /// deadline bounds (name lookups included: they wait on a helper thread
-    /// for the time left). When not, a one-shot check starts the watchdog: a
-    /// UNIX connect blocks while the server's backlog is full, and a file
-    /// read or written during the exchange may block on its storage.
+    /// deadline bounds (name lookups and UNIX connects included: they wait
+    /// for the time left on a helper thread, or retry without blocking).
+    /// When not, a one-shot check starts the watchdog: a file read or
+    /// written during the exchange may block on its storage.
     pub fn bounded_by_deadline(&self) -> bool {
-        let tcp = |e: &Endpoint| matches!(e, Endpoint::Tcp { .. });
         match self {
-            Probe::Icap(p) => tcp(&p.endpoint) && p.in_memory(),
-            Probe::Http(p) => tcp(&p.endpoint),
-            Probe::Tcp(p) => tcp(&p.endpoint),
+            Probe::Icap(p) => p.in_memory(),
+            Probe::Http(_) | Probe::Tcp(_) => true,
         }
     }
 

@@ -225,3 +225,73 @@ pub fn repeat(settings: &mut Settings, runs: u32, interval: Duration, reporter: 
     }
     reporter.finish_repeat(&mut summary)
 }
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use crate::outcome::Context;
+    use crate::report::Format;
+
+    fn context(target: &str) -> Arc<Context> {
+        Arc::new(Context {
+            haproxy: false,
+            backend: None,
+            server: None,
+            target: target.into(),
+            probe: "OPTIONS".into(),
+            protocol: "ICAP",
+            syslog: None,
+        })
+    }
+
+    /// What the watchdog reports: the finished checks as they finished,
+    /// the others as deadline failures, in the run's format.
+    #[test]
+    fn an_expired_run_reports_every_check() {
+        let jobs = vec![
+            Job::Failed(context("icap://a/x"), Failure::Usage("bad".into())),
+            Job::Failed(context("icap://b/x"), Failure::Usage("bad".into())),
+            Job::Failed(context("icap://c/x"), Failure::Usage("bad".into())),
+        ];
+        let board = Board::new(&jobs);
+        board.finish(
+            0,
+            Outcome::failed(context("icap://a/x"), Failure::Connect("refused".into())),
+        );
+        board.start(1);
+        assert!(board.claim_report());
+        assert!(!board.claim_report(), "the report is made once");
+        let outcomes = board.take_outcomes(Instant::now());
+        let codes: Vec<u8> = outcomes.iter().map(|o| o.exit_status().code()).collect();
+        assert_eq!(codes, [3, 4, 4]);
+        let out = Reporter::new(Format::Nagios).render(&outcomes, Duration::ZERO);
+        assert_eq!(out.code, 2);
+        assert!(
+            out.stdout.contains("0 of 3 targets healthy"),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("timeout while running the check"),
+            "{}",
+            out.stdout
+        );
+    }
+
+    #[test]
+    fn a_stopped_watchdog_does_not_fire_and_one_that_fires_reports() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fired = tx.clone();
+        let dog = watchdog::start(Instant::now() + Duration::from_millis(50), move || {
+            let _ = fired.send("fired");
+            None
+        });
+        drop(dog);
+        let _dog = watchdog::start(Instant::now(), move || {
+            let _ = tx.send("second");
+            None
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(2)), Ok("second"));
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    }
+}

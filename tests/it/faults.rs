@@ -600,11 +600,12 @@ fn reply_204_while_sending_then_reset() {
     assert_says(&ran, " RESPMOD 204 No Content");
 }
 
-// ---- the watchdog -------------------------------------------------------
+// ---- what sockets alone could not bound -----------------------------------
 
-/// A UNIX-socket server whose backlog is full: `connect` blocks, and no
-/// socket timeout can bound it. Only the watchdog thread ends the check
-/// (exit 4 by the deadline + grace), so this is where it must be running.
+/// A UNIX-socket server whose backlog is full: a blocking `connect` waits
+/// forever, so the connect is made without blocking and retried until the
+/// deadline (exit 4 by the deadline, naming the phase; the resident mode
+/// has no watchdog to end it). Reported in the format asked for.
 #[test]
 fn unix_connect_into_a_full_backlog() {
     let backlog = FullBacklog::start();
@@ -613,8 +614,8 @@ fn unix_connect_into_a_full_backlog() {
         &["--service", "echo", "NOT_USED", "NOT_USED", &path],
         "NOT_USED",
     );
-    // The watchdog reports in the format asked for: a Nagios plugin says
-    // CRITICAL (2), JSON is a JSON line.
+    // In the format asked for: a Nagios plugin says CRITICAL (2), JSON is a
+    // JSON line.
     let nagios = run_measured(
         &[
             "--format",
@@ -640,15 +641,14 @@ fn unix_connect_into_a_full_backlog() {
         "NOT_USED",
     );
     drop(backlog);
-    assert_eq!(ran.code, 4, "the watchdog's timeout: {ran:?}");
+    assert_eq!(ran.code, 4, "the deadline's timeout: {ran:?}");
     assert!(
         ran.wall >= Duration::from_millis(TIMEOUT_MS),
         "ended before its deadline: {ran:?}"
     );
     // HAProxy's form reports on stderr, for HAProxy's log.
     assert!(
-        ran.stderr
-            .contains("timeout while running the check (exit 4)"),
+        ran.stderr.contains("timeout while connecting (exit 4)"),
         "{ran:?}"
     );
     assert_eq!(nagios.code, 2, "{nagios:?}");
@@ -657,7 +657,7 @@ fn unix_connect_into_a_full_backlog() {
         "{nagios:?}"
     );
     assert!(
-        nagios.stdout.contains("timeout while running the check"),
+        nagios.stdout.contains("timeout while connecting"),
         "{nagios:?}"
     );
     assert_eq!(json.code, 4, "{json:?}");
