@@ -14,6 +14,8 @@ use crate::run;
 /// reads the environment (HAProxy's variables).
 pub fn run(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> u8 {
     let started = Instant::now();
+    // Kept for the resident mode's reloads (a few short strings).
+    let kept = argv.clone();
     let arguments = match args::gather(argv, env) {
         Ok(Gathered::Run(a)) => a,
         Ok(Gathered::Help(text)) => {
@@ -34,6 +36,9 @@ pub fn run(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> u8 {
             return report::usage_code(e.nagios);
         }
     };
+    if arguments.cli.run.agent_listen.is_some() {
+        return crate::resident::run(*arguments, kept, env);
+    }
     let cli = arguments.cli.clone();
     let reporter = Reporter {
         format: arguments.format(),

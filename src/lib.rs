@@ -4,7 +4,8 @@
 //! The path of one check: [`args`] (command line, config file, HAProxy's
 //! arguments or haproxy.cfg) → [`plan`] (validated settings) → [`run`]
 //! ([`net`] under one deadline → [`probes`]) → [`outcome`] → [`report`].
-//! Imports go one way: `app` → `run` → `plan` → `args` → `report`, `probes`
+//! The resident mode ([`resident`]) runs the same checks another way.
+//! Imports go one way: `app` → `resident` → `run` → `plan` → `args` → `report`, `probes`
 //! → `net` → `outcome`, `file`, `text`, `date`. The library exists for the binary,
 //! its tests and its fuzz targets; it is not a stable API.
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@ mod outcome;
 mod plan;
 mod probes;
 mod report;
+mod resident;
 mod run;
 mod text;
 

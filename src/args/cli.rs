@@ -146,9 +146,43 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_REPEAT))]
     pub repeat: Option<u32>,
 
-    /// Pause between --repeat runs (HAProxy time format) [default: 1s]
+    /// Pause between --repeat runs (HAProxy time format) [default: 1s]. In the resident mode, how
+    /// often a target haproxy.cfg gives no `inter` for is checked [default: 2s, HAProxy's]
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub interval: Option<Duration>,
+
+    /// Resident mode: stay running, check every target on its own schedule in threads of this
+    /// process, and answer HAProxy's agent-check on ADDR:PORT (a port alone: 127.0.0.1) from the
+    /// latest results: `up` or `down` and the reason. SIGHUP rereads the files, SIGTERM stops
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
+    pub agent_listen: Option<std::net::SocketAddr>,
+
+    /// Resident mode: add `maxconn:N` to agent replies, N the service's OPTIONS Max-Connections
+    /// [default: off]
+    #[arg(long)]
+    pub agent_maxconn: bool,
+
+    /// Resident mode: add a weight to agent replies from the check's duration: 100% up to a
+    /// quarter of --timeout, down to 10% at it [default: off; HAProxy's static algorithms take
+    /// only 0% and 100%]
+    #[arg(long)]
+    pub agent_weight: bool,
+}
+
+/// `ADDR:PORT`, `[IPv6]:PORT`, or a port alone (loopback: an agent or a
+/// metrics page answers the machine itself unless told otherwise).
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    let port = text.strip_prefix(':').unwrap_or(text);
+    if let Some(p) = super::target::port_number(port) {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    }
+    text.parse().map_err(|_| {
+        format!(
+            "invalid address '{}': expected IP:PORT, [IPv6]:PORT or a port",
+            crate::text::escape(text)
+        )
+    })
 }
 
 /// The most runs `--repeat` takes: a day and a half at 0.1 s apart.
@@ -503,6 +537,9 @@ mod test {
                 "critical",
                 "repeat",
                 "interval",
+                "agent_listen",
+                "agent_maxconn",
+                "agent_weight",
                 "help",
                 "version"
             ]
@@ -562,6 +599,22 @@ mod test {
             }
         }
         assert!(readme.contains(&format!("from worst: {}", ExitStatus::severity_text())));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen("9711"), Ok("127.0.0.1:9711".parse().unwrap()));
+        assert_eq!(parse_listen(":9711"), Ok("127.0.0.1:9711".parse().unwrap()));
+        assert_eq!(
+            parse_listen("0.0.0.0:9711"),
+            Ok("0.0.0.0:9711".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("[::1]:9711"),
+            Ok("[::1]:9711".parse().unwrap())
+        );
+        assert!(parse_listen("host:9711").is_err());
+        assert!(parse_listen("70000").is_err());
     }
 
     #[test]

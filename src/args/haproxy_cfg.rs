@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use super::config_file::split_words;
+use super::target::Cadence;
+use super::time::parse_time;
 use crate::outcome::Failure;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,9 @@ pub struct Server {
     /// port): that server fails alone, with this reason, as a
     /// configuration error.
     pub problem: Option<String>,
+    /// `inter`, `fastinter`, `downinter`, `rise`, `fall`: how often the
+    /// resident mode checks it.
+    pub cadence: Cadence,
 }
 
 impl Server {
@@ -182,6 +187,7 @@ pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
                                 check_addr: None,
                                 ssl: false,
                                 disabled: false,
+                                cadence: Cadence::default(),
                                 problem: Some(format!(
                                     "{}:{line}: {}",
                                     path.display(),
@@ -224,7 +230,10 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         ssl: false,
         disabled: false,
         problem: None,
+        cadence: Cadence::default(),
     };
+    let mut fastinter = None;
+    let mut downinter = None;
     let params: Vec<&String> = defaults.iter().chain(&words[3..]).collect();
     let mut i = 0;
     while i < params.len() {
@@ -241,6 +250,32 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
                 server.check_addr = Some(v.to_string());
                 i += 1;
             }
+            key @ ("inter" | "fastinter" | "downinter") => {
+                let v = value.ok_or_else(|| format!("server '{name}': '{key}' without a value"))?;
+                let t = parse_time(v)
+                    .ok()
+                    .filter(|t| !t.is_zero())
+                    .ok_or_else(|| format!("server '{name}': invalid {key} '{v}'"))?;
+                match key {
+                    "inter" => server.cadence.inter = t,
+                    "fastinter" => fastinter = Some(t),
+                    _ => downinter = Some(t),
+                }
+                i += 1;
+            }
+            key @ ("rise" | "fall") => {
+                let v = value.ok_or_else(|| format!("server '{name}': '{key}' without a value"))?;
+                let n = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| format!("server '{name}': invalid {key} '{v}'"))?;
+                match key {
+                    "rise" => server.cadence.rise = n,
+                    _ => server.cadence.fall = n,
+                }
+                i += 1;
+            }
             "ssl" | "check-ssl" => server.ssl = true,
             "no-ssl" | "no-check-ssl" => server.ssl = false,
             "disabled" => server.disabled = true,
@@ -249,6 +284,9 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         }
         i += 1;
     }
+    // As in HAProxy: unset, both are `inter`.
+    server.cadence.fastinter = fastinter.unwrap_or(server.cadence.inter);
+    server.cadence.downinter = downinter.unwrap_or(server.cadence.inter);
     Ok(server)
 }
 
@@ -433,6 +471,45 @@ listen both
             );
             assert_eq!((s[1].name.as_str(), s[1].problem.as_deref()), ("ok", None));
         }
+    }
+
+    #[test]
+    fn check_intervals_as_haproxy_reads_them() {
+        let c = parse(
+            "backend b\n default-server inter 5s fall 4\n server a 10.0.0.1:1344 check rise 3\n\
+             server b 10.0.0.2:1344 check inter 500 fastinter 100ms downinter 10s\n\
+             server c 10.0.0.3:1344 inter soon\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let s = &c.backends[0].servers;
+        let ms = |d: std::time::Duration| d.as_millis();
+        let a = s[0].cadence;
+        assert_eq!(
+            (
+                ms(a.inter),
+                ms(a.fastinter),
+                ms(a.downinter),
+                a.rise,
+                a.fall
+            ),
+            (5000, 5000, 5000, 3, 4)
+        );
+        let b = s[1].cadence;
+        assert_eq!(
+            (
+                ms(b.inter),
+                ms(b.fastinter),
+                ms(b.downinter),
+                b.rise,
+                b.fall
+            ),
+            (500, 100, 10000, 2, 4)
+        );
+        assert!(s[2]
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("invalid inter 'soon'")));
     }
 
     #[test]

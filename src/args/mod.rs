@@ -343,6 +343,7 @@ fn pool(
                     backend: names.0.clone(),
                     server: names.1.clone(),
                     notes: Vec::new(),
+                    cadence: Some(server.cadence),
                 })
             };
             let prepared = merging.merge(target, names.0.clone(), names.1.clone());

@@ -30,6 +30,42 @@ pub struct Target {
     pub server: Option<String>,
     /// What `-v` and `--explain` should say of how the target was read.
     pub notes: Vec<String>,
+    /// How often the resident mode checks it, when haproxy.cfg says
+    /// (otherwise `--interval`).
+    pub cadence: Option<Cadence>,
+}
+
+/// How often a target is checked in the resident mode, as HAProxy says it
+/// on a server line: `inter` normally, `fastinter` while the state is
+/// changing, `downinter` while it is down; `rise` passes in a row to come
+/// up, `fall` failures to go down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    pub inter: std::time::Duration,
+    pub fastinter: std::time::Duration,
+    pub downinter: std::time::Duration,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+impl Default for Cadence {
+    /// HAProxy's defaults: `inter 2s rise 2 fall 3`.
+    fn default() -> Cadence {
+        Cadence::every(std::time::Duration::from_secs(2))
+    }
+}
+
+impl Cadence {
+    /// Every `inter`, with HAProxy's `rise 2 fall 3`.
+    pub fn every(inter: std::time::Duration) -> Cadence {
+        Cadence {
+            inter,
+            fastinter: inter,
+            downinter: inter,
+            rise: 2,
+            fall: 3,
+        }
+    }
 }
 
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Target, Failure> {
@@ -98,6 +134,7 @@ fn haproxy_form(
         backend: named("HAPROXY_PROXY_NAME"),
         server: named("HAPROXY_SERVER_NAME"),
         notes,
+        cadence: None,
     })
 }
 
@@ -252,6 +289,7 @@ fn parse_url(url: &str) -> Result<Target, Failure> {
         backend: None,
         server: None,
         notes: Vec::new(),
+        cadence: None,
     })
 }
 

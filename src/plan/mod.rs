@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::args::cli::{self, Cli};
 use crate::args::config_file::Applied;
-use crate::args::target::Target;
+use crate::args::target::{Cadence, Target};
 use crate::args::{Arguments, TargetArgs};
 use crate::net::{Endpoint, TlsClient};
 use crate::outcome::{Context, Failure};
@@ -25,7 +25,13 @@ pub struct Settings {
     /// What `--explain` and `-v` should say besides the settings (an
     /// adjustment made on the operator's behalf).
     pub notes: Vec<String>,
+    /// How often the resident mode checks it.
+    pub cadence: Cadence,
 }
+
+/// How often the resident mode checks a target haproxy.cfg says nothing
+/// of: HAProxy's default `inter`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A check ready to run, or one that failed before it could (a usage error
 /// for that target: its outcome is reported with the others).
@@ -136,6 +142,7 @@ pub fn resolve(
         tls,
         typed: &is_typed,
         dry_run: explain,
+        resident: options.run.agent_listen.is_some(),
     };
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {
@@ -154,6 +161,9 @@ pub fn resolve(
         probe,
         verbose: options.verbose,
         notes: target.notes.clone(),
+        cadence: target
+            .cadence
+            .unwrap_or_else(|| Cadence::every(options.run.interval.unwrap_or(DEFAULT_INTERVAL))),
     })
 }
 
@@ -366,5 +376,32 @@ mod test {
         );
         assert_eq!(plan(&["--expect-string", "x", "tcp://h:1"]).len(), 1);
         assert_eq!(plan(&["--sni", "x", "https://h/"]).len(), 1);
+    }
+}
+
+/// Settings of a TCP check of 127.0.0.1:1 with `context`, for other
+/// modules' tests.
+#[cfg(test)]
+pub fn test_settings(context: Arc<Context>, cadence: Cadence) -> Settings {
+    let spec = Spec {
+        endpoint: crate::net::Endpoint::Tcp {
+            host: crate::net::Host::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
+            port: 1,
+        },
+        url_path: None,
+        tls: None,
+        typed: &|_| false,
+        dry_run: false,
+        resident: true,
+    };
+    let probe = Probe::build(Protocol::Tcp, &crate::probes::ProbeArgs::default(), spec)
+        .expect("a TCP probe");
+    Settings {
+        timeout: Duration::from_millis(500),
+        probe,
+        context,
+        verbose: 0,
+        notes: Vec::new(),
+        cadence,
     }
 }

@@ -269,6 +269,9 @@ pub struct Spec<'a> {
     pub typed: &'a dyn Fn(&str) -> bool,
     /// Nothing will be sent (`--explain`): create no file.
     pub dry_run: bool,
+    /// The resident mode: checks run again and again, and nothing may block
+    /// but a socket (files are read once, here, or refused).
+    pub resident: bool,
 }
 
 /// The connection's buffer must hold the largest head any parser

@@ -177,9 +177,16 @@ impl IcapProbe {
         }
         let body = match (method, &a.file) {
             (Method::Options, _) => None,
+            (_, Some(path)) if spec.resident => Some(Body::file(path)?.into_memory()?),
             (_, Some(path)) => Some(Body::file(path)?),
             (_, None) => Some(Body::embedded()),
         };
+        if spec.resident && a.output.is_some() {
+            return Err(Failure::Usage(
+                "--output does not apply to the resident mode (a file written on every check)"
+                    .into(),
+            ));
+        }
         let output = match (&a.output, method) {
             (Some(path), Method::Respmod | Method::Reqmod) => {
                 // Opening a FIFO for writing blocks until a reader comes, and the

@@ -11,6 +11,9 @@ use crate::text::{describe_io, escape};
 /// A small valid PDF, `fixtures/sample.pdf`.
 pub const EMBEDDED_PDF: &[u8] = include_bytes!("../../../fixtures/sample.pdf");
 
+/// The largest `--file` the resident mode keeps in memory.
+pub const MAX_IN_MEMORY: u64 = 16 << 20;
+
 /// Body bytes are read and sent in pieces of this size: memory does not
 /// grow with the file.
 pub const CHUNK: usize = 64 * 1024;
@@ -27,6 +30,8 @@ pub struct Body {
 
 enum Source {
     Memory(&'static [u8]),
+    /// A file read once (the resident mode: no file I/O on a check's path).
+    Shared(std::sync::Arc<[u8]>),
     /// A file: opened when configured (so errors are found before anything
     /// is sent), opened again for each later check.
     File {
@@ -90,13 +95,27 @@ impl Body {
 
     /// Read from memory: nothing can block it.
     pub fn in_memory(&self) -> bool {
-        matches!(self.source, Source::Memory(_))
+        matches!(self.source, Source::Memory(_) | Source::Shared(_))
+    }
+
+    /// The file read into memory now, once, for every check to come.
+    pub fn into_memory(self) -> Result<Body, Failure> {
+        let Source::File { path, .. } = &self.source else {
+            return Ok(self);
+        };
+        let bytes = crate::file::read_bounded(path, "--file", MAX_IN_MEMORY)?;
+        Ok(Body {
+            len: bytes.len() as u64,
+            source: Source::Shared(bytes.into()),
+            ..self
+        })
     }
 
     /// The bytes of one check, from the start.
     pub fn sample(&mut self) -> Result<Sample, Failure> {
         let reader: Box<dyn Read + Send> = match &mut self.source {
             Source::Memory(bytes) => Box::new(*bytes),
+            Source::Shared(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
             Source::File { path, opened } => match opened.take() {
                 Some(file) => Box::new(file),
                 None => Box::new(File::open(&*path).map_err(|e| {
