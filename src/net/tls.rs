@@ -12,14 +12,22 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
 
 use super::endpoint::Host;
 use crate::date;
+use crate::file;
 use crate::outcome::Failure;
 use crate::text::{describe_io, escape};
+
+/// Largest `--ca-file`, `--client-cert` or `--client-key` read. The biggest
+/// PEM anyone gives is a system CA bundle (Debian's ca-certificates.crt is
+/// about 220 KiB for ~150 roots); 1 MiB leaves room for four of those and
+/// keeps a mistaken path (a log, an ISO image) from being read whole before
+/// the check starts.
+pub const MAX_PEM_FILE: u64 = 1 << 20;
 
 /// The TLS options as given, before anything is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,10 +76,10 @@ impl TlsClient {
         let config = match (&options.client_cert, &options.client_key) {
             (Some(cert), Some(key)) => {
                 let chain = read_certs(cert, "--client-cert")?;
-                let key = read_key(key)?;
+                let key_der = read_key(key)?;
                 builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| Failure::Usage(format!("--client-cert/--client-key: {e}")))?
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| client_key_error(&e, cert, key))?
             }
             (None, None) => builder.with_no_client_auth(),
             _ => {
@@ -145,7 +153,7 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, Failure> {
             if added == 0 {
                 return Err(Failure::Usage(format!(
                     "--ca-file {}: no usable CA certificate",
-                    path.display()
+                    shown(path)
                 )));
             }
             Ok(store)
@@ -153,37 +161,67 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, Failure> {
     }
 }
 
-fn read_file(path: &Path, flag: &str) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| {
-        Failure::Usage(format!(
-            "cannot read {flag} {}: {}",
-            path.display(),
-            describe_io(&e)
-        ))
-    })
+fn shown(path: &Path) -> String {
+    escape(&path.display().to_string())
 }
 
+/// A PEM file's certificates; `flag` names the option in messages.
 fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, Failure> {
-    let pem = read_file(path, flag)?;
+    let pem = file::read_bounded(path, flag, MAX_PEM_FILE)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))?;
+        .map_err(|e| Failure::Usage(format!("{flag} {}: {}", shown(path), pem_error(&e))))?;
     if certs.is_empty() {
         return Err(Failure::Usage(format!(
             "{flag} {}: no PEM certificate in it",
-            path.display()
+            shown(path)
         )));
     }
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Failure> {
-    let pem = read_file(path, "--client-key")?;
+    let pem = file::read_bounded(path, "--client-key", MAX_PEM_FILE)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         Failure::Usage(format!(
-            "--client-key {}: no usable private key ({e})",
-            path.display()
+            "--client-key {}: no usable private key ({})",
+            shown(path),
+            pem_error(&e)
         ))
+    })
+}
+
+/// A PEM error in words: its `Display` shows the marker lines as byte arrays.
+fn pem_error(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "no \"-----END {}-----\" line",
+            escape(&String::from_utf8_lossy(end_marker))
+        ),
+        pem::Error::IllegalSectionStart { line } => format!(
+            "malformed BEGIN line \"{}\"",
+            escape(&String::from_utf8_lossy(line))
+        ),
+        pem::Error::Base64Decode(_) => "bad base64 in a PEM section".to_string(),
+        pem::Error::Io(e) => describe_io(e),
+        pem::Error::NoItemsFound => "no PEM section in it".to_string(),
+        pem::Error::SectionTooLarge => "a PEM section is too large".to_string(),
+        _ => "not valid PEM".to_string(),
+    }
+}
+
+/// Why `with_client_auth_cert` refused the pair.
+fn client_key_error(e: &Error, cert: &Path, key: &Path) -> Failure {
+    Failure::Usage(match e {
+        Error::InconsistentKeys(_) => format!(
+            "--client-key {} is not the key of --client-cert {}",
+            shown(key),
+            shown(cert)
+        ),
+        _ => format!(
+            "--client-key {}: not a key rustls can use (RSA, ECDSA P-256/P-384 or Ed25519)",
+            shown(key)
+        ),
     })
 }
 
@@ -435,5 +473,54 @@ mod test {
         assert_eq!(name_text(&n), "icap.example");
         assert!(server_name(None, None).is_err());
         assert!(server_name(Some("bad name!"), None).is_err());
+    }
+
+    #[test]
+    fn pem_files_are_regular_bounded_and_explained() {
+        let dir = std::env::temp_dir().join(format!("icap-check-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let usage = |r: Result<Vec<CertificateDer<'static>>, Failure>| match r {
+            Err(Failure::Usage(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        // A device and a FIFO are refused before being opened (a FIFO's
+        // open blocks until a writer comes).
+        let why = usage(read_certs(Path::new("/dev/zero"), "--ca-file"));
+        assert_eq!(why, "cannot read --ca-file /dev/zero: not a regular file");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let why = usage(read_certs(&fifo, "--ca-file"));
+        assert!(why.ends_with("fifo: not a regular file"), "{why}");
+        match read_key(&fifo) {
+            Err(Failure::Usage(why)) => {
+                assert!(why.starts_with("cannot read --client-key "), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Too large.
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'A'; MAX_PEM_FILE as usize + 1]).unwrap();
+        let why = usage(read_certs(&big, "--client-cert"));
+        assert!(why.ends_with("big.pem: larger than 1 MiB"), "{why}");
+        // Broken PEM: words, not byte arrays.
+        let broken = dir.join("broken.pem");
+        std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        let why = usage(read_certs(&broken, "--ca-file"));
+        assert!(
+            why.ends_with("broken.pem: no \"-----END CERTIFICATE-----\" line"),
+            "{why}"
+        );
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let why = usage(read_certs(&broken, "--ca-file"));
+        assert!(why.ends_with("bad base64 in a PEM section"), "{why}");
+        std::fs::write(&broken, "just text\n").unwrap();
+        let why = usage(read_certs(&broken, "--ca-file"));
+        assert!(why.ends_with("no PEM certificate in it"), "{why}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
