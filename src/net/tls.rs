@@ -5,6 +5,8 @@
 //! Nothing here runs for a plain-text check: the root store and the config
 //! are built by [`TlsClient::new`], which settings call only when TLS is on.
 
+pub(crate) mod der;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -298,13 +300,13 @@ pub fn describe_error(e: &rustls::Error) -> String {
 
 /// The unhealthy verdict when the leaf certificate expires within `days`.
 pub fn check_expiry(leaf: &[u8], days: u32, now: SystemTime) -> Result<(), Failure> {
-    let not_after = not_after(leaf).ok_or_else(|| {
+    let not_after = der::not_after(leaf).ok_or_else(|| {
         Failure::Tls("cannot read the expiry date of the server's certificate".into())
     })?;
     let now = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let left = not_after - now;
+    let left = not_after.saturating_sub(now);
     if left < i64::from(days) * 86_400 {
         let when = date::format_utc(not_after);
         return Err(Failure::Unhealthy(if left < 0 {
@@ -319,124 +321,12 @@ pub fn check_expiry(leaf: &[u8], days: u32, now: SystemTime) -> Result<(), Failu
     Ok(())
 }
 
-/// The `notAfter` of an X.509 certificate (DER), in seconds since 1970.
-pub fn not_after(der: &[u8]) -> Option<i64> {
-    let (cert, _) = der_item(der, 0x30)?;
-    let (mut tbs, _) = der_item(cert, 0x30)?;
-    if tbs.first() == Some(&0xa0) {
-        tbs = der_item(tbs, 0xa0)?.1; // [0] version
-    }
-    let (_, rest) = der_item(tbs, 0x02)?; // serialNumber
-    let (_, rest) = der_item(rest, 0x30)?; // signature algorithm
-    let (_, rest) = der_item(rest, 0x30)?; // issuer
-    let (validity, _) = der_item(rest, 0x30)?;
-    let rest = skip_time(validity)?; // notBefore
-    let tag = *rest.first()?;
-    let (time, _) = der_item(rest, tag)?;
-    parse_time(tag, time)
-}
-
-/// The contents of the DER item at the start of `input` if its tag is
-/// `tag`, and what follows it.
-fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    if *input.first()? != tag {
-        return None;
-    }
-    let first = *input.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for b in input.get(2..2 + n)? {
-            len = (len << 8) | usize::from(*b);
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some((input.get(header..end)?, input.get(end..)?))
-}
-
-fn skip_time(input: &[u8]) -> Option<&[u8]> {
-    let tag = *input.first()?;
-    if tag != 0x17 && tag != 0x18 {
-        return None;
-    }
-    Some(der_item(input, tag)?.1)
-}
-
-/// UTCTime `YYMMDDHHMMSSZ` (0x17) or GeneralizedTime `YYYYMMDDHHMMSSZ` (0x18).
-fn parse_time(tag: u8, text: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (year, rest) = match (tag, text.len()) {
-        (0x17, 12) => {
-            let yy: i64 = text[..2].parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &text[2..])
-        }
-        (0x18, 14) => (text[..4].parse().ok()?, &text[4..]),
-        _ => return None,
-    };
-    let field = |i: usize| rest[i..i + 2].parse::<i64>().ok();
-    let (month, day) = (field(0)?, field(2)?);
-    let (h, m, s) = (field(4)?, field(6)?, field(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    Some(date::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
     use std::time::Duration;
 
-    /// DER with the shape of a certificate up to its validity.
-    fn cert_with_validity(not_before: &[u8], not_after: &[u8]) -> Vec<u8> {
-        fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-            let mut out = vec![tag];
-            if content.len() < 0x80 {
-                out.push(content.len() as u8);
-            } else {
-                out.extend([0x82, (content.len() >> 8) as u8, content.len() as u8]);
-            }
-            out.extend_from_slice(content);
-            out
-        }
-        let mut validity = not_before.to_vec();
-        validity.extend_from_slice(not_after);
-        let mut tbs = tlv(0xa0, &tlv(0x02, &[2]));
-        tbs.extend(tlv(0x02, &[0x12, 0x34]));
-        tbs.extend(tlv(0x30, &tlv(0x06, &[1, 2, 3])));
-        tbs.extend(tlv(0x30, &[0u8; 200])); // an issuer long enough for a 2-byte length
-        tbs.extend(tlv(0x30, &validity));
-        tbs.extend(tlv(0x30, b"subject"));
-        tlv(0x30, &tlv(0x30, &tbs))
-    }
-
-    #[test]
-    fn reads_not_after_in_both_time_forms() {
-        let utc = cert_with_validity(b"\x17\x0d240101000000Z", b"\x17\x0d260301120000Z");
-        assert_eq!(
-            not_after(&utc).map(date::format_utc).as_deref(),
-            Some("2026-03-01 12:00:00 UTC")
-        );
-        let gen = cert_with_validity(b"\x17\x0d240101000000Z", b"\x18\x0f20600102030405Z");
-        assert_eq!(
-            not_after(&gen).map(date::format_utc).as_deref(),
-            Some("2060-01-02 03:04:05 UTC")
-        );
-        // Every truncation is refused, never a panic.
-        for n in 0..utc.len() {
-            let _ = not_after(&utc[..n]);
-        }
-        assert_eq!(not_after(b"\x30\x03\x02\x01\x00"), None);
-    }
+    use der::test::cert_with_validity;
 
     #[test]
     fn expiry_rule_names_the_date() {
