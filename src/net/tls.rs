@@ -10,13 +10,18 @@ pub(crate) mod der;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error, OtherError, RootCertStore,
+    SignatureScheme,
+};
 
 use super::endpoint::Host;
 use crate::date;
@@ -68,13 +73,18 @@ impl TlsClient {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Failure::Usage(format!("TLS set-up: {e}")))?;
-        let builder = if options.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+        let verifier: Arc<dyn ServerCertVerifier> = if options.insecure {
+            Arc::new(Unverified(provider))
         } else {
-            builder.with_root_certificates(roots(options.ca_file.as_deref())?)
+            let (roots, ca_file) = roots(options.ca_file.as_deref())?;
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|_| Failure::Usage("TLS set-up: no trusted CA certificate".into()))?;
+            Arc::new(Verifier { inner, ca_file })
         };
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
         let config = match (&options.client_cert, &options.client_key) {
             (Some(cert), Some(key)) => {
                 let chain = read_certs(cert, "--client-cert")?;
@@ -143,22 +153,27 @@ fn server_name(sni: Option<&str>, host: Option<&Host>) -> Result<ServerName<'sta
         .map_err(|_| Failure::Usage(format!("invalid TLS server name '{text}'")))
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, Failure> {
+/// The trusted roots, and the certificates of `--ca-file` as given (a
+/// server certificate among them is trusted as it is: [`Verifier`]).
+fn roots(ca_file: Option<&Path>) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), Failure> {
     match ca_file {
-        None => Ok(RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        }),
+        None => Ok((
+            RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+            Vec::new(),
+        )),
         Some(path) => {
             let mut store = RootCertStore::empty();
             let certs = read_certs(path, "--ca-file")?;
-            let (added, _ignored) = store.add_parsable_certificates(certs);
+            let (added, _ignored) = store.add_parsable_certificates(certs.iter().cloned());
             if added == 0 {
                 return Err(Failure::Usage(format!(
                     "--ca-file {}: no usable CA certificate",
                     shown(path)
                 )));
             }
-            Ok(store)
+            Ok((store, certs))
         }
     }
 }
@@ -225,6 +240,122 @@ fn client_key_error(e: &Error, cert: &Path, key: &Path) -> Failure {
             shown(key)
         ),
     })
+}
+
+/// The server's certificate verified as rustls' `WebPkiServerVerifier`
+/// does it, with one exception: a certificate that is byte for byte one of
+/// `--ca-file`'s is trusted as it is, even a CA certificate. `openssl req
+/// -x509` marks the self-signed certificates operators make CA:TRUE by
+/// default; webpki refuses a CA certificate as a server's
+/// (`CaUsedAsEndEntity`), while curl --cacert, openssl s_client -CAfile,
+/// c-icap-client and Squid accept it. Its dates and name are still
+/// verified, and the handshake's signatures always are (with the key in
+/// that very certificate).
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    /// The certificates of `--ca-file`; none with the built-in roots.
+    ca_file: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(Error::InvalidCertificate(CertificateError::Other(o)))
+                if is_ca_used_as_end_entity(&o)
+                    && self
+                        .ca_file
+                        .iter()
+                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                verify_as_given(end_entity, server_name, now)
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// webpki's refusal of a CA certificate as the server's. rustls passes it
+/// on inside `Other`; the type is webpki's, so `rustls-webpki` in
+/// Cargo.toml must stay the version rustls uses (tests/it/tls.rs's
+/// self-signed case fails otherwise).
+fn is_ca_used_as_end_entity(o: &OtherError) -> bool {
+    matches!(
+        o.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::CaUsedAsEndEntity)
+    )
+}
+
+/// A certificate trusted because `--ca-file` holds it as it is: its dates
+/// and name are what is left to verify.
+fn verify_as_given(
+    cert: &CertificateDer<'_>,
+    name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, Error> {
+    let (not_before, not_after) = der::validity(cert).ok_or(CertificateError::BadEncoding)?;
+    valid_at(not_before, not_after, now)?;
+    verify_server_name(&ParsedCertificate::try_from(cert)?, name)?;
+    Ok(ServerCertVerified::assertion())
+}
+
+/// webpki's rule for the validity dates (both ends included), with its errors.
+fn valid_at(not_before: i64, not_after: i64, now: UnixTime) -> Result<(), CertificateError> {
+    let time = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let unix = |secs: i64| {
+        UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    };
+    if not_before > not_after {
+        Err(CertificateError::Expired)
+    } else if time < not_before {
+        Err(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: unix(not_before),
+        })
+    } else if time > not_after {
+        Err(CertificateError::ExpiredContext {
+            time: now,
+            not_after: unix(not_after),
+        })
+    } else {
+        Ok(())
+    }
 }
 
 /// `--insecure`: any certificate and name, but the handshake's signatures
@@ -363,6 +494,34 @@ mod test {
         assert_eq!(name_text(&n), "icap.example");
         assert!(server_name(None, None).is_err());
         assert!(server_name(Some("bad name!"), None).is_err());
+    }
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn dates_of_a_certificate_trusted_as_given() {
+        assert_eq!(valid_at(100, 200, at(100)), Ok(()));
+        assert_eq!(valid_at(100, 200, at(200)), Ok(()));
+        assert_eq!(
+            valid_at(100, 200, at(99)),
+            Err(CertificateError::NotValidYetContext {
+                time: at(99),
+                not_before: at(100)
+            })
+        );
+        assert_eq!(
+            valid_at(100, 200, at(201)),
+            Err(CertificateError::ExpiredContext {
+                time: at(201),
+                not_after: at(200)
+            })
+        );
+        assert_eq!(valid_at(200, 100, at(150)), Err(CertificateError::Expired));
+        // Before 1970 (UTCTime 50..69), and a clock beyond i64.
+        assert!(valid_at(-10, 200, at(0)).is_ok());
+        assert!(valid_at(0, i64::MAX, at(u64::MAX)).is_ok());
     }
 
     #[test]
