@@ -1,11 +1,12 @@
 //! TLS for every probe (icaps://, https://, tls://, --tls): the rustls client
-//! configuration built from the options, the certificate-expiry rule, and
-//! TLS errors turned into report text.
+//! configuration built from the options, the verifier, the certificate-expiry
+//! rule, and TLS errors turned into report text ([`describe`]).
 //!
 //! Nothing here runs for a plain-text check: the root store and the config
 //! are built by [`TlsClient::new`], which settings call only when TLS is on.
 
 pub(crate) mod der;
+mod describe;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,8 @@ use crate::date;
 use crate::file;
 use crate::outcome::Failure;
 use crate::text::{describe_io, escape};
+pub use describe::describe_error;
+use describe::Rejected;
 
 /// Largest `--ca-file`, `--client-cert` or `--client-key` read. The biggest
 /// PEM anyone gives is a system CA bundle (Debian's ca-certificates.crt is
@@ -72,7 +75,7 @@ impl TlsClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| Failure::Usage(format!("TLS set-up: {e}")))?;
+            .map_err(|e| Failure::Usage(format!("TLS set-up: {}", describe_error(&e))))?;
         let verifier: Arc<dyn ServerCertVerifier> = if options.insecure {
             Arc::new(Unverified(provider))
         } else {
@@ -133,7 +136,7 @@ fn name_text(name: &ServerName<'_>) -> String {
     match name {
         ServerName::DnsName(d) => d.as_ref().to_string(),
         ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
-        other => format!("{other:?}"),
+        other => other.to_str().into_owned(),
     }
 }
 
@@ -243,14 +246,19 @@ fn client_key_error(e: &Error, cert: &Path, key: &Path) -> Failure {
 }
 
 /// The server's certificate verified as rustls' `WebPkiServerVerifier`
-/// does it, with one exception: a certificate that is byte for byte one of
-/// `--ca-file`'s is trusted as it is, even a CA certificate. `openssl req
-/// -x509` marks the self-signed certificates operators make CA:TRUE by
-/// default; webpki refuses a CA certificate as a server's
-/// (`CaUsedAsEndEntity`), while curl --cacert, openssl s_client -CAfile,
-/// c-icap-client and Squid accept it. Its dates and name are still
-/// verified, and the handshake's signatures always are (with the key in
-/// that very certificate).
+/// does it, with one exception and fuller reasons:
+///
+/// - A certificate that is byte for byte one of `--ca-file`'s is trusted as
+///   it is, even a CA certificate. `openssl req -x509` marks the self-signed
+///   certificates operators make CA:TRUE by default; webpki refuses a CA
+///   certificate as a server's (`CaUsedAsEndEntity`), while curl --cacert,
+///   openssl s_client -CAfile, c-icap-client and Squid accept it. Its dates
+///   and name are still verified, and the handshake's signatures always are
+///   (with the key in that very certificate).
+/// - A failure carries what the certificate says (issuer, CN) in a
+///   [`Rejected`] for the report. The price: for an unknown issuer or a
+///   certificate without subjectAltName the server gets the alert
+///   certificate_unknown, not unknown_ca or bad_certificate.
 #[derive(Debug)]
 struct Verifier {
     inner: Arc<WebPkiServerVerifier>,
@@ -283,8 +291,10 @@ impl ServerCertVerifier for Verifier {
                         .any(|c| c.as_ref() == end_entity.as_ref()) =>
             {
                 verify_as_given(end_entity, server_name, now)
+                    .map_err(|e| with_context(e, end_entity))
             }
-            other => other,
+            Err(e) => Err(with_context(e, end_entity)),
+            Ok(verified) => Ok(verified),
         }
     }
 
@@ -358,6 +368,36 @@ fn valid_at(not_before: i64, not_after: i64, now: UnixTime) -> Result<(), Certif
     }
 }
 
+/// `e` with what the certificate says where rustls' error leaves it out.
+fn with_context(e: Error, leaf: &CertificateDer<'_>) -> Error {
+    let fields = der::fields(leaf);
+    let rejected = match &e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => Rejected::UntrustedIssuer {
+            issuer: fields.and_then(|f| der::name_text(f.issuer)),
+            self_signed: fields.is_some_and(|f| f.issuer == f.subject),
+        },
+        Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        }) if !presented
+            .iter()
+            .any(|p| describe::presented_name(p).is_some()) =>
+        {
+            Rejected::NoSubjectAltName {
+                expected: expected.to_str().into_owned(),
+                common_name: fields.and_then(|f| der::common_name(f.subject)),
+            }
+        }
+        Error::InvalidCertificate(CertificateError::Other(o)) if is_ca_used_as_end_entity(o) => {
+            Rejected::CaAsServer {
+                subject: fields.and_then(|f| der::name_text(f.subject)),
+            }
+        }
+        _ => return e,
+    };
+    CertificateError::Other(OtherError(Arc::new(rejected))).into()
+}
+
 /// `--insecure`: any certificate and name, but the handshake's signatures
 /// are still checked, so the session is with the key in the certificate.
 #[derive(Debug)]
@@ -408,27 +448,6 @@ impl ServerCertVerifier for Unverified {
     }
 }
 
-/// A TLS error as report text, with a hint where the cause is usually elsewhere.
-pub fn describe_error(e: &rustls::Error) -> String {
-    use rustls::{AlertDescription, CertificateError, Error};
-    let hint = match e {
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            " (give the issuing CA with --ca-file)"
-        }
-        Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => " (--sni NAME sets the name verified)",
-        Error::AlertReceived(
-            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure,
-        ) => " (does the server require a client certificate? --client-cert/--client-key)",
-        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
-            " (is the server speaking TLS on this port?)"
-        }
-        _ => "",
-    };
-    escape(&format!("{e}{hint}"))
-}
-
 /// The unhealthy verdict when the leaf certificate expires within `days`.
 pub fn check_expiry(leaf: &[u8], days: u32, now: SystemTime) -> Result<(), Failure> {
     let not_after = der::not_after(leaf).ok_or_else(|| {
@@ -455,9 +474,7 @@ pub fn check_expiry(leaf: &[u8], days: u32, now: SystemTime) -> Result<(), Failu
 #[cfg(test)]
 mod test {
     use super::*;
-    use std::time::Duration;
-
-    use der::test::cert_with_validity;
+    use der::test::{cert, cert_with_validity, name};
 
     #[test]
     fn expiry_rule_names_the_date() {
@@ -522,6 +539,62 @@ mod test {
         // Before 1970 (UTCTime 50..69), and a clock beyond i64.
         assert!(valid_at(-10, 200, at(0)).is_ok());
         assert!(valid_at(0, i64::MAX, at(u64::MAX)).is_ok());
+    }
+
+    #[test]
+    fn failures_carry_what_the_certificate_says() {
+        const CN: &[u8] = &[0x55, 0x04, 0x03];
+        const O: &[u8] = &[0x55, 0x04, 0x0a];
+        let ca = name(&[(O, 0x13, b"Example"), (CN, 0x0c, b"Other CA")]);
+        let host = name(&[(CN, 0x0c, b"host")]);
+        let time = b"\x17\x0d240101000000Z";
+        let issued = CertificateDer::from(cert(&ca, time, time, &host));
+        let self_signed = CertificateDer::from(cert(&host, time, time, &host));
+        let described =
+            |e: Error, leaf: &CertificateDer<'_>| describe_error(&with_context(e, leaf));
+
+        let unknown: Error = CertificateError::UnknownIssuer.into();
+        assert_eq!(
+            described(unknown.clone(), &issued),
+            "the server's certificate is issued by an untrusted CA \"O=Example, CN=Other CA\" \
+             (give the issuing CA with --ca-file)"
+        );
+        assert_eq!(
+            described(unknown.clone(), &self_signed),
+            "the server's certificate \"CN=host\" is self-signed and not trusted \
+             (give that certificate with --ca-file)"
+        );
+        // Garbage from the server: still a sentence, without the names.
+        assert_eq!(
+            described(unknown, &CertificateDer::from(vec![0x30, 0x01])),
+            "the server's certificate is issued by a CA not trusted here \
+             (give the issuing CA with --ca-file)"
+        );
+
+        let no_san: Error = CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("host").unwrap(),
+            presented: vec!["UniformResourceIdentifier(\"spiffe://x\")".into()],
+        }
+        .into();
+        assert_eq!(
+            described(no_san, &self_signed),
+            "the server's certificate names no DNS or IP subjectAltName; its CN \"host\" is \
+             not used for verification (reissue it with subjectAltName=DNS:host)"
+        );
+        let ca_as_server: Error =
+            CertificateError::Other(OtherError(Arc::new(webpki::Error::CaUsedAsEndEntity))).into();
+        assert_eq!(
+            described(ca_as_server, &self_signed),
+            "the server's certificate \"CN=host\" is a CA certificate (CA:TRUE) used as the \
+             server's (give that very certificate with --ca-file to trust it as it is)"
+        );
+        // The rest is left as rustls has it (and its alert to the server).
+        let expired: Error = CertificateError::ExpiredContext {
+            time: at(2),
+            not_after: at(1),
+        }
+        .into();
+        assert_eq!(with_context(expired.clone(), &issued), expired);
     }
 
     #[test]
