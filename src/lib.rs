@@ -31,6 +31,9 @@ pub mod fuzzing {
     pub use crate::args::haproxy_cfg::parse as parse_haproxy_cfg;
     pub use crate::args::target::{parse as parse_target, parse_server};
     pub use crate::args::time::{format_time, parse_time};
+    pub use crate::net::tls::der::{
+        common_name, fields, name_text, not_after, oid_text, validity, Fields,
+    };
     pub use crate::outcome::Failure;
     pub use crate::probes::icap::chunked::{ChunkError, Decoder};
     pub use crate::probes::icap::reader::{Progress, Response, ResponseReader};

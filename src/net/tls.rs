@@ -1,25 +1,43 @@
 //! TLS for every probe (icaps://, https://, tls://, --tls): the rustls client
-//! configuration built from the options, the certificate-expiry rule, and
-//! TLS errors turned into report text.
+//! configuration built from the options, the verifier, the certificate-expiry
+//! rule, and TLS errors turned into report text ([`describe`]).
 //!
 //! Nothing here runs for a plain-text check: the root store and the config
 //! are built by [`TlsClient::new`], which settings call only when TLS is on.
 
+pub(crate) mod der;
+mod describe;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, Error, OtherError, RootCertStore,
+    SignatureScheme,
+};
 
 use super::endpoint::Host;
 use crate::date;
+use crate::file;
 use crate::outcome::Failure;
 use crate::text::{describe_io, escape};
+pub use describe::describe_error;
+use describe::Rejected;
+
+/// Largest `--ca-file`, `--client-cert` or `--client-key` read. The biggest
+/// PEM anyone gives is a system CA bundle (Debian's ca-certificates.crt is
+/// about 220 KiB for ~150 roots); 1 MiB leaves room for four of those and
+/// keeps a mistaken path (a log, an ISO image) from being read whole before
+/// the check starts.
+pub const MAX_PEM_FILE: u64 = 1 << 20;
 
 /// The TLS options as given, before anything is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,21 +75,26 @@ impl TlsClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| Failure::Usage(format!("TLS set-up: {e}")))?;
-        let builder = if options.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .map_err(|e| Failure::Usage(format!("TLS set-up: {}", describe_error(&e))))?;
+        let verifier: Arc<dyn ServerCertVerifier> = if options.insecure {
+            Arc::new(Unverified(provider))
         } else {
-            builder.with_root_certificates(roots(options.ca_file.as_deref())?)
+            let (roots, ca_file) = roots(options.ca_file.as_deref())?;
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|_| Failure::Usage("TLS set-up: no trusted CA certificate".into()))?;
+            Arc::new(Verifier { inner, ca_file })
         };
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
         let config = match (&options.client_cert, &options.client_key) {
             (Some(cert), Some(key)) => {
                 let chain = read_certs(cert, "--client-cert")?;
-                let key = read_key(key)?;
+                let key_der = read_key(key)?;
                 builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| Failure::Usage(format!("--client-cert/--client-key: {e}")))?
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| client_key_error(&e, cert, key))?
             }
             (None, None) => builder.with_no_client_auth(),
             _ => {
@@ -113,7 +136,7 @@ fn name_text(name: &ServerName<'_>) -> String {
     match name {
         ServerName::DnsName(d) => d.as_ref().to_string(),
         ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
-        other => format!("{other:?}"),
+        other => other.to_str().into_owned(),
     }
 }
 
@@ -133,58 +156,246 @@ fn server_name(sni: Option<&str>, host: Option<&Host>) -> Result<ServerName<'sta
         .map_err(|_| Failure::Usage(format!("invalid TLS server name '{text}'")))
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, Failure> {
+/// The trusted roots, and the certificates of `--ca-file` as given (a
+/// server certificate among them is trusted as it is: [`Verifier`]).
+fn roots(ca_file: Option<&Path>) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), Failure> {
     match ca_file {
-        None => Ok(RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        }),
+        None => Ok((
+            RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+            Vec::new(),
+        )),
         Some(path) => {
             let mut store = RootCertStore::empty();
             let certs = read_certs(path, "--ca-file")?;
-            let (added, _ignored) = store.add_parsable_certificates(certs);
+            let (added, _ignored) = store.add_parsable_certificates(certs.iter().cloned());
             if added == 0 {
                 return Err(Failure::Usage(format!(
                     "--ca-file {}: no usable CA certificate",
-                    path.display()
+                    shown(path)
                 )));
             }
-            Ok(store)
+            Ok((store, certs))
         }
     }
 }
 
-fn read_file(path: &Path, flag: &str) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| {
-        Failure::Usage(format!(
-            "cannot read {flag} {}: {}",
-            path.display(),
-            describe_io(&e)
-        ))
-    })
+fn shown(path: &Path) -> String {
+    escape(&path.display().to_string())
 }
 
+/// A PEM file's certificates; `flag` names the option in messages.
 fn read_certs(path: &Path, flag: &str) -> Result<Vec<CertificateDer<'static>>, Failure> {
-    let pem = read_file(path, flag)?;
+    let pem = file::read_bounded(path, flag, MAX_PEM_FILE)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))?;
+        .map_err(|e| Failure::Usage(format!("{flag} {}: {}", shown(path), pem_error(&e))))?;
     if certs.is_empty() {
         return Err(Failure::Usage(format!(
             "{flag} {}: no PEM certificate in it",
-            path.display()
+            shown(path)
         )));
     }
     Ok(certs)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, Failure> {
-    let pem = read_file(path, "--client-key")?;
+    let pem = file::read_bounded(path, "--client-key", MAX_PEM_FILE)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
         Failure::Usage(format!(
-            "--client-key {}: no usable private key ({e})",
-            path.display()
+            "--client-key {}: no usable private key ({})",
+            shown(path),
+            pem_error(&e)
         ))
     })
+}
+
+/// A PEM error in words: its `Display` shows the marker lines as byte arrays.
+fn pem_error(e: &pem::Error) -> String {
+    match e {
+        pem::Error::MissingSectionEnd { end_marker } => format!(
+            "no \"-----END {}-----\" line",
+            escape(&String::from_utf8_lossy(end_marker))
+        ),
+        pem::Error::IllegalSectionStart { line } => format!(
+            "malformed BEGIN line \"{}\"",
+            escape(&String::from_utf8_lossy(line))
+        ),
+        pem::Error::Base64Decode(_) => "bad base64 in a PEM section".to_string(),
+        pem::Error::Io(e) => describe_io(e),
+        pem::Error::NoItemsFound => "no PEM section in it".to_string(),
+        pem::Error::SectionTooLarge => "a PEM section is too large".to_string(),
+        _ => "not valid PEM".to_string(),
+    }
+}
+
+/// Why `with_client_auth_cert` refused the pair.
+fn client_key_error(e: &Error, cert: &Path, key: &Path) -> Failure {
+    Failure::Usage(match e {
+        Error::InconsistentKeys(_) => format!(
+            "--client-key {} is not the key of --client-cert {}",
+            shown(key),
+            shown(cert)
+        ),
+        _ => format!(
+            "--client-key {}: not a key rustls can use (RSA, ECDSA P-256/P-384 or Ed25519)",
+            shown(key)
+        ),
+    })
+}
+
+/// The server's certificate verified as rustls' `WebPkiServerVerifier`
+/// does it, with one exception and fuller reasons:
+///
+/// - A certificate that is byte for byte one of `--ca-file`'s is trusted as
+///   it is, even a CA certificate. `openssl req -x509` marks the self-signed
+///   certificates operators make CA:TRUE by default; webpki refuses a CA
+///   certificate as a server's (`CaUsedAsEndEntity`), while curl --cacert,
+///   openssl s_client -CAfile, c-icap-client and Squid accept it. Its dates
+///   and name are still verified, and the handshake's signatures always are
+///   (with the key in that very certificate).
+/// - A failure carries what the certificate says (issuer, CN) in a
+///   [`Rejected`] for the report. The price: for an unknown issuer or a
+///   certificate without subjectAltName the server gets the alert
+///   certificate_unknown, not unknown_ca or bad_certificate.
+#[derive(Debug)]
+struct Verifier {
+    inner: Arc<WebPkiServerVerifier>,
+    /// The certificates of `--ca-file`; none with the built-in roots.
+    ca_file: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(Error::InvalidCertificate(CertificateError::Other(o)))
+                if is_ca_used_as_end_entity(&o)
+                    && self
+                        .ca_file
+                        .iter()
+                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                verify_as_given(end_entity, server_name, now)
+                    .map_err(|e| with_context(e, end_entity))
+            }
+            Err(e) => Err(with_context(e, end_entity)),
+            Ok(verified) => Ok(verified),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// webpki's refusal of a CA certificate as the server's. rustls passes it
+/// on inside `Other`; the type is webpki's, so `rustls-webpki` in
+/// Cargo.toml must stay the version rustls uses (tests/it/tls.rs's
+/// self-signed case fails otherwise).
+fn is_ca_used_as_end_entity(o: &OtherError) -> bool {
+    matches!(
+        o.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::CaUsedAsEndEntity)
+    )
+}
+
+/// A certificate trusted because `--ca-file` holds it as it is: its dates
+/// and name are what is left to verify.
+fn verify_as_given(
+    cert: &CertificateDer<'_>,
+    name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, Error> {
+    let (not_before, not_after) = der::validity(cert).ok_or(CertificateError::BadEncoding)?;
+    valid_at(not_before, not_after, now)?;
+    verify_server_name(&ParsedCertificate::try_from(cert)?, name)?;
+    Ok(ServerCertVerified::assertion())
+}
+
+/// webpki's rule for the validity dates (both ends included), with its errors.
+fn valid_at(not_before: i64, not_after: i64, now: UnixTime) -> Result<(), CertificateError> {
+    let time = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let unix = |secs: i64| {
+        UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    };
+    if not_before > not_after {
+        Err(CertificateError::Expired)
+    } else if time < not_before {
+        Err(CertificateError::NotValidYetContext {
+            time: now,
+            not_before: unix(not_before),
+        })
+    } else if time > not_after {
+        Err(CertificateError::ExpiredContext {
+            time: now,
+            not_after: unix(not_after),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// `e` with what the certificate says where rustls' error leaves it out.
+fn with_context(e: Error, leaf: &CertificateDer<'_>) -> Error {
+    let fields = der::fields(leaf);
+    let rejected = match &e {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => Rejected::UntrustedIssuer {
+            issuer: fields.and_then(|f| der::name_text(f.issuer)),
+            self_signed: fields.is_some_and(|f| f.issuer == f.subject),
+        },
+        Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        }) if !presented
+            .iter()
+            .any(|p| describe::presented_name(p).is_some()) =>
+        {
+            Rejected::NoSubjectAltName {
+                expected: expected.to_str().into_owned(),
+                common_name: fields.and_then(|f| der::common_name(f.subject)),
+            }
+        }
+        Error::InvalidCertificate(CertificateError::Other(o)) if is_ca_used_as_end_entity(o) => {
+            Rejected::CaAsServer {
+                subject: fields.and_then(|f| der::name_text(f.subject)),
+            }
+        }
+        _ => return e,
+    };
+    CertificateError::Other(OtherError(Arc::new(rejected))).into()
 }
 
 /// `--insecure`: any certificate and name, but the handshake's signatures
@@ -237,36 +448,15 @@ impl ServerCertVerifier for Unverified {
     }
 }
 
-/// A TLS error as report text, with a hint where the cause is usually elsewhere.
-pub fn describe_error(e: &rustls::Error) -> String {
-    use rustls::{AlertDescription, CertificateError, Error};
-    let hint = match e {
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            " (give the issuing CA with --ca-file)"
-        }
-        Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => " (--sni NAME sets the name verified)",
-        Error::AlertReceived(
-            AlertDescription::CertificateRequired | AlertDescription::HandshakeFailure,
-        ) => " (does the server require a client certificate? --client-cert/--client-key)",
-        Error::InvalidMessage(_) | Error::InappropriateMessage { .. } => {
-            " (is the server speaking TLS on this port?)"
-        }
-        _ => "",
-    };
-    escape(&format!("{e}{hint}"))
-}
-
 /// The unhealthy verdict when the leaf certificate expires within `days`.
 pub fn check_expiry(leaf: &[u8], days: u32, now: SystemTime) -> Result<(), Failure> {
-    let not_after = not_after(leaf).ok_or_else(|| {
+    let not_after = der::not_after(leaf).ok_or_else(|| {
         Failure::Tls("cannot read the expiry date of the server's certificate".into())
     })?;
     let now = now
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let left = not_after - now;
+    let left = not_after.saturating_sub(now);
     if left < i64::from(days) * 86_400 {
         let when = date::format_utc(not_after);
         return Err(Failure::Unhealthy(if left < 0 {
@@ -281,124 +471,10 @@ pub fn check_expiry(leaf: &[u8], days: u32, now: SystemTime) -> Result<(), Failu
     Ok(())
 }
 
-/// The `notAfter` of an X.509 certificate (DER), in seconds since 1970.
-pub fn not_after(der: &[u8]) -> Option<i64> {
-    let (cert, _) = der_item(der, 0x30)?;
-    let (mut tbs, _) = der_item(cert, 0x30)?;
-    if tbs.first() == Some(&0xa0) {
-        tbs = der_item(tbs, 0xa0)?.1; // [0] version
-    }
-    let (_, rest) = der_item(tbs, 0x02)?; // serialNumber
-    let (_, rest) = der_item(rest, 0x30)?; // signature algorithm
-    let (_, rest) = der_item(rest, 0x30)?; // issuer
-    let (validity, _) = der_item(rest, 0x30)?;
-    let rest = skip_time(validity)?; // notBefore
-    let tag = *rest.first()?;
-    let (time, _) = der_item(rest, tag)?;
-    parse_time(tag, time)
-}
-
-/// The contents of the DER item at the start of `input` if its tag is
-/// `tag`, and what follows it.
-fn der_item(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    if *input.first()? != tag {
-        return None;
-    }
-    let first = *input.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return None;
-        }
-        let mut len = 0usize;
-        for b in input.get(2..2 + n)? {
-            len = (len << 8) | usize::from(*b);
-        }
-        (len, 2 + n)
-    };
-    let end = header.checked_add(len)?;
-    Some((input.get(header..end)?, input.get(end..)?))
-}
-
-fn skip_time(input: &[u8]) -> Option<&[u8]> {
-    let tag = *input.first()?;
-    if tag != 0x17 && tag != 0x18 {
-        return None;
-    }
-    Some(der_item(input, tag)?.1)
-}
-
-/// UTCTime `YYMMDDHHMMSSZ` (0x17) or GeneralizedTime `YYYYMMDDHHMMSSZ` (0x18).
-fn parse_time(tag: u8, text: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (year, rest) = match (tag, text.len()) {
-        (0x17, 12) => {
-            let yy: i64 = text[..2].parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &text[2..])
-        }
-        (0x18, 14) => (text[..4].parse().ok()?, &text[4..]),
-        _ => return None,
-    };
-    let field = |i: usize| rest[i..i + 2].parse::<i64>().ok();
-    let (month, day) = (field(0)?, field(2)?);
-    let (h, m, s) = (field(4)?, field(6)?, field(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    Some(date::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
-}
-
 #[cfg(test)]
 mod test {
     use super::*;
-    use std::time::Duration;
-
-    /// DER with the shape of a certificate up to its validity.
-    fn cert_with_validity(not_before: &[u8], not_after: &[u8]) -> Vec<u8> {
-        fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-            let mut out = vec![tag];
-            if content.len() < 0x80 {
-                out.push(content.len() as u8);
-            } else {
-                out.extend([0x82, (content.len() >> 8) as u8, content.len() as u8]);
-            }
-            out.extend_from_slice(content);
-            out
-        }
-        let mut validity = not_before.to_vec();
-        validity.extend_from_slice(not_after);
-        let mut tbs = tlv(0xa0, &tlv(0x02, &[2]));
-        tbs.extend(tlv(0x02, &[0x12, 0x34]));
-        tbs.extend(tlv(0x30, &tlv(0x06, &[1, 2, 3])));
-        tbs.extend(tlv(0x30, &[0u8; 200])); // an issuer long enough for a 2-byte length
-        tbs.extend(tlv(0x30, &validity));
-        tbs.extend(tlv(0x30, b"subject"));
-        tlv(0x30, &tlv(0x30, &tbs))
-    }
-
-    #[test]
-    fn reads_not_after_in_both_time_forms() {
-        let utc = cert_with_validity(b"\x17\x0d240101000000Z", b"\x17\x0d260301120000Z");
-        assert_eq!(
-            not_after(&utc).map(date::format_utc).as_deref(),
-            Some("2026-03-01 12:00:00 UTC")
-        );
-        let gen = cert_with_validity(b"\x17\x0d240101000000Z", b"\x18\x0f20600102030405Z");
-        assert_eq!(
-            not_after(&gen).map(date::format_utc).as_deref(),
-            Some("2060-01-02 03:04:05 UTC")
-        );
-        // Every truncation is refused, never a panic.
-        for n in 0..utc.len() {
-            let _ = not_after(&utc[..n]);
-        }
-        assert_eq!(not_after(b"\x30\x03\x02\x01\x00"), None);
-    }
+    use der::test::{cert, cert_with_validity, name};
 
     #[test]
     fn expiry_rule_names_the_date() {
@@ -435,5 +511,138 @@ mod test {
         assert_eq!(name_text(&n), "icap.example");
         assert!(server_name(None, None).is_err());
         assert!(server_name(Some("bad name!"), None).is_err());
+    }
+
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn dates_of_a_certificate_trusted_as_given() {
+        assert_eq!(valid_at(100, 200, at(100)), Ok(()));
+        assert_eq!(valid_at(100, 200, at(200)), Ok(()));
+        assert_eq!(
+            valid_at(100, 200, at(99)),
+            Err(CertificateError::NotValidYetContext {
+                time: at(99),
+                not_before: at(100)
+            })
+        );
+        assert_eq!(
+            valid_at(100, 200, at(201)),
+            Err(CertificateError::ExpiredContext {
+                time: at(201),
+                not_after: at(200)
+            })
+        );
+        assert_eq!(valid_at(200, 100, at(150)), Err(CertificateError::Expired));
+        // Before 1970 (UTCTime 50..69), and a clock beyond i64.
+        assert!(valid_at(-10, 200, at(0)).is_ok());
+        assert!(valid_at(0, i64::MAX, at(u64::MAX)).is_ok());
+    }
+
+    #[test]
+    fn failures_carry_what_the_certificate_says() {
+        const CN: &[u8] = &[0x55, 0x04, 0x03];
+        const O: &[u8] = &[0x55, 0x04, 0x0a];
+        let ca = name(&[(O, 0x13, b"Example"), (CN, 0x0c, b"Other CA")]);
+        let host = name(&[(CN, 0x0c, b"host")]);
+        let time = b"\x17\x0d240101000000Z";
+        let issued = CertificateDer::from(cert(&ca, time, time, &host));
+        let self_signed = CertificateDer::from(cert(&host, time, time, &host));
+        let described =
+            |e: Error, leaf: &CertificateDer<'_>| describe_error(&with_context(e, leaf));
+
+        let unknown: Error = CertificateError::UnknownIssuer.into();
+        assert_eq!(
+            described(unknown.clone(), &issued),
+            "the server's certificate is issued by an untrusted CA \"O=Example, CN=Other CA\" \
+             (give the issuing CA with --ca-file)"
+        );
+        assert_eq!(
+            described(unknown.clone(), &self_signed),
+            "the server's certificate \"CN=host\" is self-signed and not trusted \
+             (give that certificate with --ca-file)"
+        );
+        // Garbage from the server: still a sentence, without the names.
+        assert_eq!(
+            described(unknown, &CertificateDer::from(vec![0x30, 0x01])),
+            "the server's certificate is issued by a CA not trusted here \
+             (give the issuing CA with --ca-file)"
+        );
+
+        let no_san: Error = CertificateError::NotValidForNameContext {
+            expected: ServerName::try_from("host").unwrap(),
+            presented: vec!["UniformResourceIdentifier(\"spiffe://x\")".into()],
+        }
+        .into();
+        assert_eq!(
+            described(no_san, &self_signed),
+            "the server's certificate names no DNS or IP subjectAltName; its CN \"host\" is \
+             not used for verification (reissue it with subjectAltName=DNS:host)"
+        );
+        let ca_as_server: Error =
+            CertificateError::Other(OtherError(Arc::new(webpki::Error::CaUsedAsEndEntity))).into();
+        assert_eq!(
+            described(ca_as_server, &self_signed),
+            "the server's certificate \"CN=host\" is a CA certificate (CA:TRUE) used as the \
+             server's (give that very certificate with --ca-file to trust it as it is)"
+        );
+        // The rest is left as rustls has it (and its alert to the server).
+        let expired: Error = CertificateError::ExpiredContext {
+            time: at(2),
+            not_after: at(1),
+        }
+        .into();
+        assert_eq!(with_context(expired.clone(), &issued), expired);
+    }
+
+    #[test]
+    fn pem_files_are_regular_bounded_and_explained() {
+        let dir = std::env::temp_dir().join(format!("icap-check-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let usage = |r: Result<Vec<CertificateDer<'static>>, Failure>| match r {
+            Err(Failure::Usage(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        // A device and a FIFO are refused before being opened (a FIFO's
+        // open blocks until a writer comes).
+        let why = usage(read_certs(Path::new("/dev/zero"), "--ca-file"));
+        assert_eq!(why, "cannot read --ca-file /dev/zero: not a regular file");
+        let fifo = dir.join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let why = usage(read_certs(&fifo, "--ca-file"));
+        assert!(why.ends_with("fifo: not a regular file"), "{why}");
+        match read_key(&fifo) {
+            Err(Failure::Usage(why)) => {
+                assert!(why.starts_with("cannot read --client-key "), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Too large.
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'A'; MAX_PEM_FILE as usize + 1]).unwrap();
+        let why = usage(read_certs(&big, "--client-cert"));
+        assert!(why.ends_with("big.pem: larger than 1 MiB"), "{why}");
+        // Broken PEM: words, not byte arrays.
+        let broken = dir.join("broken.pem");
+        std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        let why = usage(read_certs(&broken, "--ca-file"));
+        assert!(
+            why.ends_with("broken.pem: no \"-----END CERTIFICATE-----\" line"),
+            "{why}"
+        );
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let why = usage(read_certs(&broken, "--ca-file"));
+        assert!(why.ends_with("bad base64 in a PEM section"), "{why}");
+        std::fs::write(&broken, "just text\n").unwrap();
+        let why = usage(read_certs(&broken, "--ca-file"));
+        assert!(why.ends_with("no PEM certificate in it"), "{why}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -190,7 +190,9 @@ pub struct TlsArgs {
     pub no_tls: bool,
 
     /// TLS: trust the CA certificates in this PEM file instead of the built-in Mozilla roots (for
-    /// the system's: /etc/ssl/certs/ca-certificates.crt) [default: built-in roots]
+    /// the system's: /etc/ssl/certs/ca-certificates.crt). A server certificate in it is trusted as
+    /// it is, even a self-signed CA:TRUE one; its dates and names are still verified. At most 1 MiB
+    /// [default: built-in roots]
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<std::path::PathBuf>,
 

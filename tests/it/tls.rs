@@ -9,6 +9,21 @@ fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The failure text of a check that failed its TLS (exit 6), refused when
+/// Rust's Debug formatting leaked into it (`Other(OtherError(...))`,
+/// `received fatal alert: CertificateRequired`).
+fn tls_failure(out: &std::process::Output) -> String {
+    let text = stdout(out);
+    assert_eq!(code(out), 6, "{text}");
+    assert!(!debug_in(&text), "Debug formatting in: {text}");
+    text
+}
+
+fn debug_in(text: &str) -> bool {
+    let debug = regex_lite::Regex::new(r"\([A-Z][a-z]+[A-Z]").unwrap();
+    text.contains("Other(") || debug.is_match(text)
+}
+
 /// One CA and the certificates every case needs, made once per test.
 struct Setup {
     pki: Pki,
@@ -72,19 +87,19 @@ fn verification_outcomes() {
 
     // Not trusted: the built-in roots do not know the test CA.
     let out = run(&[&https], &[]);
-    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    let text = tls_failure(&out);
     assert!(
-        stdout(&out).contains("tls: invalid peer certificate: UnknownIssuer"),
-        "{}",
-        stdout(&out)
+        text.contains(
+            "tls: the server's certificate is issued by an untrusted CA \"CN=icap-check ca\""
+        ),
+        "{text}"
     );
     // Wrong host name.
     let out = run(&["--ca-file", s(&ca), "--sni", "icap.example", &tls], &[]);
-    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    let text = tls_failure(&out);
     assert!(
-        stdout(&out).contains("not valid for name \"icap.example\""),
-        "{}",
-        stdout(&out)
+        text.contains("names localhost and 127.0.0.1 but not icap.example"),
+        "{text}"
     );
     // --insecure: no verification, said on stderr.
     let out = run(&["--insecure", "--sni", "icap.example", &https], &[]);
@@ -118,6 +133,7 @@ fn verification_outcomes() {
         &[],
     );
     assert!(matches!(code(&out), 4 | 6), "{}", stdout(&out));
+    assert!(!debug_in(&stdout(&out)), "{}", stdout(&out));
 }
 
 #[test]
@@ -134,8 +150,11 @@ fn expired_and_untrusted_ca() {
     let server = s_server(&expired, &[]);
     let url = format!("tls://127.0.0.1:{}", server.port);
     let out = run(&["--ca-file", s(&ca), &url], &[]);
-    assert_eq!(code(&out), 6, "{}", stdout(&out));
-    assert!(stdout(&out).contains("expired"), "{}", stdout(&out));
+    let text = tls_failure(&out);
+    assert!(
+        text.contains("certificate expired on 2020-02-01 00:00:00 UTC"),
+        "{text}"
+    );
     // Unverified, the expiry check still names the date.
     let out = run(&["--insecure", "--cert-expiry-days", "0", &url], &[]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
@@ -162,8 +181,11 @@ fn expired_and_untrusted_ca() {
         ],
         &[],
     );
-    assert_eq!(code(&out), 6, "{}", stdout(&out));
-    assert!(stdout(&out).contains("UnknownIssuer"), "{}", stdout(&out));
+    let text = tls_failure(&out);
+    assert!(
+        text.contains("issued by an untrusted CA \"CN=icap-check other-ca\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -180,7 +202,11 @@ fn client_certificate_required() {
     let server = s_server(&good, &["-Verify", "1", "-CAfile", s(&ca)]);
     let url = format!("https://127.0.0.1:{}/", server.port);
     let out = run(&["--ca-file", s(&ca), &url], &[]);
-    assert_eq!(code(&out), 6, "{}", stdout(&out));
+    let text = tls_failure(&out);
+    assert!(
+        text.contains("the server requires a client certificate (TLS alert certificate_required)"),
+        "{text}"
+    );
     let out = run(
         &[
             "--ca-file",
@@ -207,6 +233,246 @@ fn client_certificate_required() {
         "{}",
         stderr(&out)
     );
+}
+
+/// Certificates made the ways operators make them, each served by
+/// `openssl s_server`: what the check says of each, and that no failure
+/// text carries Rust's Debug formatting.
+#[test]
+fn certificates_as_operators_make_them() {
+    let Setup { pki, good } = setup();
+    let day = 86_400;
+    let (start, end) = (date(-day), date(30 * day));
+    let self_ca = pki.self_signed("self-ca", "localhost", "DNS:localhost", true);
+    let self_ee = pki.self_signed("self-ee", "localhost", "DNS:localhost", false);
+    let self_ip = pki.self_signed("self-ip", "127.0.0.1", "IP:127.0.0.1", true);
+    let cn_only = pki.self_signed("cn-only", "localhost", "", true);
+    let cn_only_leaf = pki.issue("localhost", "", "ca", &start, &end);
+    let v1 = pki.issue_v1("v1", "ca", &start, &end);
+    let ip_only = pki.issue("ip-only", "IP:127.0.0.1", "ca", &start, &end);
+    let both = "DNS:localhost,IP:127.0.0.1";
+    let expired = pki.issue("expired", both, "ca", "20200101000000Z", "20200201000000Z");
+    let future = pki.issue("future", both, "ca", "20990101000000Z", "21000101000000Z");
+    let stranger = pki.issue("stranger", both, "other-ca", &start, &end);
+    // 5,000 names make a certificate of 75 KiB (OpenSSL drops repeated
+    // certificates from a chain, so one large one stands for a large chain).
+    let many: Vec<String> = (0..5000).map(|i| format!("DNS:n{i:04}.example")).collect();
+    let huge = pki.issue(
+        "huge",
+        &format!("DNS:localhost,{}", many.join(",")),
+        "ca",
+        &start,
+        &end,
+    );
+
+    let ca_path = pki.ca();
+    let ca = s(&ca_path);
+    let verify_client = ["-Verify", "1", "-CAfile", ca];
+    let verify_client_tls12 = ["-Verify", "1", "-CAfile", ca, "-tls1_2"];
+    let trust_ca = ["--ca-file", ca];
+    let trust_self_ca = ["--ca-file", s(&self_ca.cert)];
+    let self_ca_other_name = ["--ca-file", s(&self_ca.cert), "--sni", "other.example"];
+    let trust_self_ee = ["--ca-file", s(&self_ee.cert)];
+    let trust_self_ip = ["--ca-file", s(&self_ip.cert)];
+    let trust_cn_only = ["--ca-file", s(&cn_only.cert)];
+    let wrong_sni = ["--ca-file", ca, "--sni", "icap.example"];
+    let no_san = "the server's certificate names no DNS or IP subjectAltName; its CN \
+                  \"localhost\" is not used for verification \
+                  (reissue it with subjectAltName=DNS:localhost)";
+    let cases = [
+        Case::new(
+            "openssl req -x509's default (CA:TRUE) as its own --ca-file",
+            &self_ca,
+        )
+        .args(&trust_self_ca)
+        .ok(),
+        Case::new("self-signed CA:FALSE as its own --ca-file", &self_ee)
+            .args(&trust_self_ee)
+            .ok(),
+        Case::new("self-signed CA:TRUE with an IP subjectAltName", &self_ip)
+            .args(&trust_self_ip)
+            .host("127.0.0.1")
+            .ok(),
+        Case::new("a leaf of a private CA", &good)
+            .args(&trust_ca)
+            .ok(),
+        Case::new("a leaf naming only 127.0.0.1", &ip_only)
+            .args(&trust_ca)
+            .host("127.0.0.1")
+            .ok(),
+        Case::new("self-signed CA:TRUE, wrong name", &self_ca)
+            .args(&self_ca_other_name)
+            .host("127.0.0.1")
+            .fails(
+                "the server's certificate names localhost but not other.example \
+                 (--sni NAME sets the name verified)",
+            ),
+        Case::new("self-signed CA:TRUE not in --ca-file", &self_ca)
+            .args(&trust_ca)
+            .fails(
+                "the server's certificate \"CN=localhost\" is a CA certificate (CA:TRUE) used \
+                 as the server's (give that very certificate with --ca-file to trust it as it is)",
+            ),
+        Case::new("self-signed CA:FALSE not in --ca-file", &self_ee)
+            .args(&trust_ca)
+            .fails(
+                "the server's certificate \"CN=localhost\" is self-signed and not trusted \
+                 (give that certificate with --ca-file)",
+            ),
+        Case::new("CN only, no subjectAltName, as its own --ca-file", &cn_only)
+            .args(&trust_cn_only)
+            .fails(no_san),
+        Case::new("a leaf with CN only, no subjectAltName", &cn_only_leaf)
+            .args(&trust_ca)
+            .fails(no_san),
+        Case::new("a version 1 certificate (no extensions at all)", &v1)
+            .args(&trust_ca)
+            .fails(
+                "the server's certificate is X.509 version 1 or 2, without subjectAltName \
+                 (reissue it with subjectAltName=DNS:NAME)",
+            ),
+        Case::new("expired", &expired)
+            .args(&trust_ca)
+            .fails("the server's certificate expired on 2020-02-01 00:00:00 UTC"),
+        Case::new("not yet valid", &future)
+            .args(&trust_ca)
+            .fails("the server's certificate is not valid before 2099-01-01 00:00:00 UTC"),
+        Case::new("wrong name", &good)
+            .args(&wrong_sni)
+            .host("127.0.0.1")
+            .fails("the server's certificate names localhost and 127.0.0.1 but not icap.example"),
+        Case::new("a leaf naming only 127.0.0.1, asked by name", &ip_only)
+            .args(&trust_ca)
+            .fails("the server's certificate names 127.0.0.1 but not localhost"),
+        Case::new("untrusted CA", &stranger).args(&trust_ca).fails(
+            "the server's certificate is issued by an untrusted CA \
+             \"CN=icap-check other-ca\" (give the issuing CA with --ca-file)",
+        ),
+        Case::new("a private CA against the built-in roots", &good)
+            .fails("the server's certificate is issued by an untrusted CA \"CN=icap-check ca\""),
+        Case::new("a certificate chain over 64 KiB", &huge)
+            .args(&trust_ca)
+            .fails("usually its certificate chain, is larger than 64 KiB"),
+        // https://: under TLS 1.3 the server says so only once a request goes.
+        Case::new("client certificate required (TLS 1.3)", &good)
+            .server(&verify_client)
+            .args(&trust_ca)
+            .https()
+            .fails(
+                "the server requires a client certificate (TLS alert certificate_required): \
+                 give one with --client-cert and --client-key",
+            ),
+        Case::new("client certificate required (TLS 1.2)", &good)
+            .server(&verify_client_tls12)
+            .args(&trust_ca)
+            .fails(
+                "the server refused the handshake (TLS alert handshake_failure): no TLS \
+                 version or cipher suite in common, or it requires a client certificate",
+            ),
+    ];
+
+    let mut failures = Vec::new();
+    for case in &cases {
+        let server = s_server(case.cert, case.server);
+        let url = match case.https {
+            true => format!("https://{}:{}/", case.host, server.port),
+            false => format!("tls://{}:{}", case.host, server.port),
+        };
+        let mut argv = case.args.to_vec();
+        argv.push(&url);
+        let out = run(&argv, &[]);
+        let (text, what) = (stdout(&out), case.what);
+        assert_eq!(code(&out), case.code, "{what}: {text}{}", stderr(&out));
+        assert!(text.contains(case.text), "{what}: {text}");
+        if case.code != 0 {
+            failures.push(text);
+        }
+    }
+    // TLS to a plain-text server.
+    let plain = PlainText::start();
+    let url = format!("tls://127.0.0.1:{}", plain.port);
+    let text = stdout(&run(&["--ca-file", ca, &url], &[]));
+    assert!(
+        text.contains(
+            "tls: the server answered with something that is not TLS \
+             (is the server speaking TLS on this port?)"
+        ),
+        "{text}"
+    );
+    failures.push(text);
+
+    let leaked: Vec<&String> = failures.iter().filter(|t| debug_in(t)).collect();
+    assert!(leaked.is_empty(), "Debug formatting in: {leaked:#?}");
+    assert!(
+        failures.iter().all(|t| t.contains("(exit 6)")),
+        "{failures:#?}"
+    );
+    // The rule catches what rustls' own texts were.
+    for before in [
+        "tls: invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+        "tls: received corrupt message of type (InvalidContentType)",
+    ] {
+        assert!(debug_in(before), "{before}");
+    }
+}
+
+/// One certificate case: a server, the check's arguments, what it says.
+struct Case<'a> {
+    what: &'a str,
+    cert: &'a Cert,
+    /// `openssl s_server`'s extra arguments.
+    server: &'a [&'a str],
+    /// The check's arguments before the URL.
+    args: &'a [&'a str],
+    host: &'a str,
+    https: bool,
+    code: i32,
+    text: &'a str,
+}
+
+impl<'a> Case<'a> {
+    fn new(what: &'a str, cert: &'a Cert) -> Case<'a> {
+        Case {
+            what,
+            cert,
+            server: &[],
+            args: &[],
+            host: "localhost",
+            https: false,
+            code: 0,
+            text: "",
+        }
+    }
+    fn server(self, server: &'a [&'a str]) -> Self {
+        Case { server, ..self }
+    }
+    fn args(self, args: &'a [&'a str]) -> Self {
+        Case { args, ..self }
+    }
+    fn host(self, host: &'a str) -> Self {
+        Case { host, ..self }
+    }
+    fn https(self) -> Self {
+        Case {
+            https: true,
+            ..self
+        }
+    }
+    fn ok(self) -> Self {
+        Case {
+            code: 0,
+            text: "OK ",
+            ..self
+        }
+    }
+    /// Exit 6 with `text` in the report.
+    fn fails(self, text: &'a str) -> Self {
+        Case {
+            code: 6,
+            text,
+            ..self
+        }
+    }
 }
 
 #[test]

@@ -95,33 +95,58 @@ impl Pki {
         self.dir.path().join("ca.pem")
     }
 
-    /// A certificate for `names` (DNS:x or IP:x), signed by `ca` ("ca" or
-    /// "other-ca"), valid from `start` to `end` (openssl ca's
-    /// YYYYMMDDHHMMSSZ; Debian's openssl 3.0 has no `req -not_after`).
+    /// A certificate for `names` (DNS:x or IP:x; none when empty, CN only),
+    /// signed by `ca` ("ca" or "other-ca"), valid from `start` to `end`
+    /// (openssl ca's YYYYMMDDHHMMSSZ; Debian's openssl 3.0 has no `req
+    /// -not_after`).
     pub fn issue(&self, name: &str, names: &str, ca: &str, start: &str, end: &str) -> Cert {
+        let san = format!("subjectAltName={names}");
+        // Without any extension OpenSSL makes a version 1 certificate.
+        let extension = if names.is_empty() {
+            "basicConstraints=critical,CA:FALSE"
+        } else {
+            &san
+        };
+        self.issue_with(name, &[extension], ca, start, end)
+    }
+
+    /// A version 1 certificate (no extensions, so no subjectAltName), as
+    /// `openssl ca` makes from a bare CSR.
+    pub fn issue_v1(&self, name: &str, ca: &str, start: &str, end: &str) -> Cert {
+        self.issue_with(name, &[], ca, start, end)
+    }
+
+    fn issue_with(
+        &self,
+        name: &str,
+        extensions: &[&str],
+        ca: &str,
+        start: &str,
+        end: &str,
+    ) -> Cert {
         let d = self.dir.path();
         let key = format!("{name}.key");
         let csr = format!("{name}.csr");
         let pem = format!("{name}.pem");
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-                "-addext",
-                &format!("subjectAltName={names}"),
-            ],
-        );
+        let subject = format!("/CN={name}");
+        let mut req = vec![
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subject,
+        ];
+        for e in extensions {
+            req.extend(["-addext", e]);
+        }
+        openssl(d, &req);
         openssl(
             d,
             &[
@@ -144,6 +169,34 @@ impl Pki {
                 &pem,
             ],
         );
+        Cert {
+            cert: d.join(pem),
+            key: d.join(key),
+        }
+    }
+
+    /// A self-signed certificate made the way operators make one:
+    /// `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=CN -addext
+    /// subjectAltName=SAN`, which OpenSSL marks CA:TRUE; with `ca` false,
+    /// also `-addext basicConstraints=critical,CA:FALSE`. No SAN when `san`
+    /// is empty. Its certificate is its own CA file.
+    pub fn self_signed(&self, name: &str, cn: &str, san: &str, ca: bool) -> Cert {
+        let d = self.dir.path();
+        let key = format!("{name}.key");
+        let pem = format!("{name}.pem");
+        let subject = format!("/CN={cn}");
+        let san = format!("subjectAltName={san}");
+        let mut req = vec![
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
+            "-subj", &subject,
+        ];
+        if !san.ends_with('=') {
+            req.extend(["-addext", &san]);
+        }
+        if !ca {
+            req.extend(["-addext", "basicConstraints=critical,CA:FALSE"]);
+        }
+        openssl(d, &req);
         Cert {
             cert: d.join(pem),
             key: d.join(key),
@@ -233,6 +286,30 @@ pub fn s_server(cert: &Cert, extra: &[&str]) -> Listener {
             .args(extra);
         c
     })
+}
+
+/// A plain-text server (an ICAP one, say) on a port a check takes for
+/// TLS: each connection is read once and answered `ICAP/1.0 400 Bad
+/// request`, then closed.
+pub struct PlainText {
+    pub port: u16,
+}
+
+impl PlainText {
+    pub fn start() -> PlainText {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"ICAP/1.0 400 Bad request\r\n\r\n");
+            }
+        });
+        PlainText { port }
+    }
 }
 
 /// socat terminating TLS in front of a plain-text server on `to_port`.
