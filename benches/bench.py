@@ -435,25 +435,75 @@ def haproxy_config(workdir, servers, mode, command):
     ]
     for n, srv in enumerate(servers):
         lines.append(f"backend icap_pool{n}")
-        if mode != "tcp":
+        if mode not in ("tcp", "resident"):
             lines += ["    option external-check", f"    external-check command {command}"]
         for i in range(100):
-            lines.append(f"    server s{n}_{i:03} 127.0.0.1:{srv.port} check inter 1s")
+            line = f"    server s{n}_{i:03} 127.0.0.1:{srv.port} check inter 1s"
+            if mode == "resident":
+                # The TCP check beside the agent, as the README's deployment has it.
+                line += (f" agent-check agent-addr 127.0.0.1 agent-port {AGENT_PORT} agent-inter 1s"
+                         f' agent-send "icap_pool{n}/s{n}_{i:03}\\n"')
+            lines.append(line)
     path = os.path.join(workdir, f"haproxy-{mode}.cfg")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
 
 
+AGENT_PORT = 9711
+
+
+def start_agent(workdir, cfg, binary, servers):
+    """icap-check's resident mode over the pool of `cfg`."""
+    conf = os.path.join(workdir, "agent.conf")
+    with open(conf, "w") as f:
+        f.write("defaults\n    service echo\n    timeout 800ms\n")
+    backends = [arg for n in range(len(servers)) for arg in ("--backend", f"icap_pool{n}")]
+    log = open(os.path.join(workdir, "agent.log"), "w")
+    return subprocess.Popen(
+        [binary, "--agent-listen", f"127.0.0.1:{AGENT_PORT}", "--haproxy-cfg", cfg, "--config", conf] + backends,
+        env=ENV, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+
+def proc_status(pid, field):
+    """A /proc/PID/status field in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def agent_latency(n=2000):
+    """Milliseconds of n agent requests, one at a time: connect, send the
+    line, read the reply."""
+    import socket as s
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        c = s.create_connection(("127.0.0.1", AGENT_PORT))
+        c.sendall(f"icap_pool0/s0_{i % 100:03}\n".encode())
+        reply = c.recv(512)
+        c.close()
+        if not reply:
+            die("the agent sent no reply")
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return times
+
+
 def scale_run(workdir, servers, mode, command, seconds, warmup):
     cfg = haproxy_config(workdir, servers, mode, command)
     log_path = os.path.join(workdir, f"haproxy-{mode}.log")
+    agent = start_agent(workdir, cfg, command, servers) if mode == "resident" else None
     with open(log_path, "w") as log:
         hap = subprocess.Popen([HAPROXY, "-f", cfg, "-db"], stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         time.sleep(warmup)
         if hap.poll() is not None:
             die(f"haproxy exited: see {log_path}")
+        if agent and agent.poll() is not None:
+            die(f"icap-check --agent-listen exited: see {workdir}/agent.log")
+        agent0 = proc_ticks(agent.pid) if agent else 0
         with open(log_path) as f:
             log_before = len(f.read().splitlines())
         cpu0, cicap0, tcp0 = proc_ticks(hap.pid), cicap_cpu(), tcp_active_opens()
@@ -469,10 +519,16 @@ def scale_run(workdir, servers, mode, command, seconds, warmup):
         elapsed = time.monotonic() - t0
         cpu1, cicap1, tcp1 = proc_ticks(hap.pid), cicap_cpu(), tcp_active_opens()
         icap1 = [len(s.log_lines()) for s in servers]
+        agent1 = proc_ticks(agent.pid) if agent else 0
         stat = [r for r in show_stat(f"{workdir}/haproxy.sock") if r.get("svname", "").startswith("s")]
+        latency = agent_latency() if agent else []
+        agent_rss = (proc_status(agent.pid, "VmHWM"), proc_status(agent.pid, "VmRSS")) if agent else (0, 0)
     finally:
         hap.terminate()
         hap.wait(10)
+        if agent:
+            agent.terminate()
+            agent.wait(10)
     with open(log_path) as f:
         window_log = f.read().splitlines()[log_before:]
     icap_requests = sum(b - a for a, b in zip(icap0, icap1))
@@ -481,7 +537,10 @@ def scale_run(workdir, servers, mode, command, seconds, warmup):
     durations = [int(r["check_duration"]) for r in stat if r.get("check_duration", "").isdigit()]
     return {
         "elapsed": elapsed,
-        "cpu": cpu1 - cpu0,
+        "cpu": cpu1 - cpu0 + agent1 - agent0,
+        "agent_cpu": agent1 - agent0,
+        "agent_rss": agent_rss,
+        "latency": latency,
         "cicap_cpu": cicap1 - cicap0,
         "tcp_opens": tcp1 - tcp0,
         "forks": forks,
@@ -671,20 +730,30 @@ def scale(a, workdir, servers, scale_seconds, static_bin):
     for port in range(1345, 1349):
         servers.append(CIcap(workdir, port, threads=16))
     command, how = check_command(workdir, servers, static_bin)
-    modes = [("icap", command, how), ("true", TRUE, "/bin/true (fork+exec floor)"), ("tcp", None, "built-in `check` (TCP connect, no fork)")]
+    binary = static_bin or BIN
+    modes = [
+        ("resident", binary, "resident mode: icap-check --agent-listen + HAProxy's `check` and `agent-check`"),
+        ("icap", command, how),
+        ("true", TRUE, "/bin/true (fork+exec floor)"),
+        ("tcp", None, "built-in `check` (TCP connect, no fork)"),
+    ]
+    results = {}
     rows = []
     footnote = "[1]" in how
     warmup = 3 if a.quick else 5
     for mode, cmd, label in modes:
         note(f"HAProxy, 500 servers, inter 1s: {label}: {warmup} s warm-up + {scale_seconds:.0f} s")
         r = scale_run(workdir, servers, mode, cmd, scale_seconds, warmup)
+        results[mode] = r
         secs = r["elapsed"]
-        # Each icap-check and each built-in check opens one TCP connection.
-        checks = {"icap": r["tcp_opens"], "true": r["forks"], "tcp": r["tcp_opens"]}[mode]
+        # Each icap-check and each built-in check opens one TCP connection;
+        # the resident mode's checks are the OPTIONS c-icap logged.
+        checks = {"icap": r["tcp_opens"], "true": r["forks"], "tcp": r["tcp_opens"], "resident": r["icap"]}[mode]
         what = {
             "icap": f"TCP connects; c-icap logged {r['icap'] / secs:.0f} OPTIONS/s",
             "true": "processes started",
             "tcp": "TCP connects",
+            "resident": "OPTIONS c-icap logged",
         }[mode]
         rows.append(
             [
@@ -716,6 +785,23 @@ def scale(a, workdir, servers, scale_seconds, static_bin):
             rows,
         )
     )
+    res, ext, tcp = results["resident"], results["icap"], results["tcp"]
+    rcpu = res["cpu"] / res["elapsed"]
+    lat = res["latency"] or [0]
+    out.append("\n### The resident mode against its targets (issue 15)\n")
+    out.append(table(["target", "goal", "measured", ""], [
+        ["total CPU (HAProxy with check + agent-check, plus icap-check) vs the built-in check alone", "<= 4x",
+         f"{rcpu / max(1e-9, tcp['cpu'] / tcp['elapsed']):.2f}x", verdict(rcpu <= 4 * tcp["cpu"] / tcp["elapsed"])],
+        ["total CPU vs icap-check as external check", "<= 0.2x",
+         f"{rcpu / max(1e-9, ext['cpu'] / ext['elapsed']):.2f}x", verdict(rcpu <= 0.2 * ext["cpu"] / ext["elapsed"])],
+        ["every server checked once per interval", "500/s", f"{res['icap'] / res['elapsed']:.0f}/s",
+         verdict(abs(res["icap"] / res["elapsed"] - 500) <= 50)],
+        ["icap-check peak RSS, 500 targets", "<= 16 MiB", f"{res['agent_rss'][0] / 1024:.1f} MiB (now {res['agent_rss'][1] / 1024:.1f})",
+         verdict(res["agent_rss"][0] <= 16 * 1024)],
+        ["icap-check's own CPU", "", f"{res['agent_cpu'] / res['elapsed'] * 100:.1f} % of one core", ""],
+        ["agent reply latency under load (connect, line, reply; 2000 in a row)", "",
+         f"p50 {statistics.median(lat):.3f} ms, p99 {pct(lat, 99):.3f} ms", ""],
+    ]))
     if footnote:
         out.append(
             "\n[1] The config-file feature (`icap-check.conf` beside the binary) is not in this build, "

@@ -11,7 +11,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ const MAX_LINE: usize = 256;
 const LINE_DEADLINE: Duration = Duration::from_millis(500);
 /// Connections waiting for their line at once; past it, a connection
 /// without a line is answered at once.
-const MAX_WAITING: usize = 64;
+const MAX_WAITING: usize = 256;
 
 /// What the agent adds to its replies beyond the health word.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -252,75 +252,161 @@ fn unknown(name: &str) {
 }
 
 /// Answers agent checks on `listener` until the process ends.
+///
+/// HAProxy sends its line as soon as it is connected, so it has usually
+/// arrived by the time the connection is accepted: then the reply goes out
+/// at once, from this thread. A connection still without its line joins a
+/// waiting list that one other thread looks at again, more rarely the older
+/// it gets, until its deadline: a client that sends nothing costs a few
+/// reads, never a thread, and never delays anyone else.
 pub fn serve(
     listener: TcpListener,
     table: Arc<RwLock<Arc<Table>>>,
     extras: Extras,
     counts: Arc<Counts>,
 ) {
-    let waiting = Arc::new(AtomicUsize::new(0));
+    let waiting = Arc::new(Waiting::default());
+    {
+        let (waiting, table, counts) = (waiting.clone(), table.clone(), counts.clone());
+        let spawned = std::thread::Builder::new()
+            .name("agent-waiting".into())
+            .stack_size(64 * 1024)
+            .spawn(move || waiting.serve(&table, extras, &counts));
+        if let Err(e) = spawned {
+            super::log(&format!("agent: cannot start its second thread: {e}"));
+        }
+    }
     for conn in listener.incoming() {
-        let Ok(mut stream) = conn else {
+        let Ok(stream) = conn else {
             // Out of descriptors, or a connection reset before accept: go on.
             std::thread::sleep(Duration::from_millis(1));
             continue;
         };
-        let current = table
-            .read()
-            .map_or_else(|e| e.into_inner().clone(), |t| t.clone());
-        // HAProxy sends its line with the connect: it is usually here already.
-        let mut buf = [0u8; MAX_LINE];
-        let got = peek_line(&mut stream, &mut buf);
-        let complete = got.contains(&b'\n') || got.len() == MAX_LINE || current.only().is_some();
-        if complete || waiting.load(Ordering::Relaxed) >= MAX_WAITING {
-            let text = answer(&current, got, extras, &counts);
-            let _ = stream.set_nonblocking(true);
-            let _ = stream.write_all(text.as_bytes());
+        if stream.set_nonblocking(true).is_err() {
             continue;
         }
-        let have = got.len();
-        waiting.fetch_add(1, Ordering::Relaxed);
-        let (table, counts, done) = (current, counts.clone(), waiting.clone());
-        let spawned = std::thread::Builder::new()
-            .name("agent".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let got = read_line(&mut stream, &mut buf, have);
-                let text = answer(&table, got, extras, &counts);
-                let _ = stream.write_all(text.as_bytes());
-                done.fetch_sub(1, Ordering::Relaxed);
+        let mut conn = Conn {
+            stream,
+            buf: Box::new([0; MAX_LINE]),
+            have: 0,
+            since: Instant::now(),
+            tries: 0,
+        };
+        let current = current(&table);
+        // A single target needs no line to be named.
+        if conn.read_more() || current.only().is_some() {
+            conn.reply(&current, extras, &counts);
+        } else if let Err(mut conn) = waiting.add(conn) {
+            conn.reply(&current, extras, &counts);
+        }
+    }
+}
+
+/// The table readers use now.
+fn current(table: &RwLock<Arc<Table>>) -> Arc<Table> {
+    table
+        .read()
+        .map_or_else(|e| e.into_inner().clone(), |t| t.clone())
+}
+
+/// A connection and what it has sent so far.
+struct Conn {
+    stream: TcpStream,
+    buf: Box<[u8; MAX_LINE]>,
+    have: usize,
+    since: Instant,
+    tries: u32,
+}
+
+impl Conn {
+    /// Reads what has arrived (the socket is non-blocking); true once the
+    /// line is complete, the buffer full, or the peer has stopped sending.
+    fn read_more(&mut self) -> bool {
+        loop {
+            if self.buf[..self.have].contains(&b'\n') || self.have == self.buf.len() {
+                return true;
+            }
+            match self.stream.read(&mut self.buf[self.have..]) {
+                Ok(0) => return true,
+                Ok(n) => self.have += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock,
+            }
+        }
+    }
+
+    fn reply(&mut self, table: &Table, extras: Extras, counts: &Counts) {
+        let text = answer(table, &self.buf[..self.have], extras, counts);
+        // A reply is a few dozen bytes: it fits the socket's buffer.
+        let _ = self.stream.write_all(text.as_bytes());
+    }
+
+    /// When to look at it again: soon at first (HAProxy's line is in
+    /// flight), then more and more rarely.
+    fn next_look(&self) -> Instant {
+        const STEPS_MS: [u64; 9] = [0, 1, 3, 10, 30, 100, 200, 350, 500];
+        let step = STEPS_MS.get(self.tries as usize).copied().unwrap_or(500);
+        self.since + Duration::from_micros(100) + Duration::from_millis(step)
+    }
+}
+
+/// Connections waiting for their line.
+#[derive(Default)]
+struct Waiting {
+    conns: std::sync::Mutex<Vec<Conn>>,
+    added: std::sync::Condvar,
+}
+
+impl Waiting {
+    /// Adds a connection, or gives it back (to be answered at once) when
+    /// the list is full.
+    fn add(&self, conn: Conn) -> Result<(), Conn> {
+        let mut conns = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if conns.len() >= MAX_WAITING {
+            return Err(conn);
+        }
+        conns.push(conn);
+        self.added.notify_one();
+        Ok(())
+    }
+
+    fn serve(&self, table: &RwLock<Arc<Table>>, extras: Extras, counts: &Counts) {
+        let mut conns = self
+            .conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            let now = Instant::now();
+            let mut i = 0;
+            while i < conns.len() {
+                let c = &mut conns[i];
+                if c.next_look() > now {
+                    i += 1;
+                    continue;
+                }
+                c.tries += 1;
+                let done = c.read_more() || now.saturating_duration_since(c.since) >= LINE_DEADLINE;
+                if done {
+                    let mut c = conns.swap_remove(i);
+                    c.reply(&current(table), extras, counts);
+                } else {
+                    i += 1;
+                }
+            }
+            let wake = conns.iter().map(Conn::next_look).min();
+            let wait = wake.map_or(Duration::from_secs(1), |w| {
+                w.saturating_duration_since(Instant::now())
             });
-        if spawned.is_err() {
-            // No thread: the connection is dropped, as an unreachable agent
-            // (HAProxy keeps the server's state).
-            waiting.fetch_sub(1, Ordering::Relaxed);
+            conns = self
+                .added
+                .wait_timeout(conns, wait)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
     }
-}
-
-/// What has arrived without waiting.
-fn peek_line<'b>(stream: &mut TcpStream, buf: &'b mut [u8]) -> &'b [u8] {
-    let _ = stream.set_nonblocking(true);
-    let n = stream.read(buf).unwrap_or(0);
-    let _ = stream.set_nonblocking(false);
-    &buf[..n]
-}
-
-/// Reads until a line end, `buf` is full, the peer stops, or the deadline.
-fn read_line<'b>(stream: &mut TcpStream, buf: &'b mut [u8], mut have: usize) -> &'b [u8] {
-    let until = Instant::now() + LINE_DEADLINE;
-    while have < buf.len() && !buf[..have].contains(&b'\n') {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            break;
-        }
-        match stream.read(&mut buf[have..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => have += n,
-        }
-    }
-    let _ = stream.set_write_timeout(Some(LINE_DEADLINE));
-    &buf[..have]
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ struct Due {
 
 /// How long an idle worker waits for work before it ends.
 const IDLE: Duration = Duration::from_secs(30);
+/// Checks due within this much of the first are handed out together: one
+/// wake-up of the scheduler for several checks (1% of a 1 s interval).
+const BATCH: Duration = Duration::from_millis(10);
 /// The most checks in flight at once.
 const MAX_WORKERS: usize = 512;
 
@@ -37,8 +40,11 @@ pub struct Checker {
     ready: Mutex<Ready>,
     work: Condvar,
     /// Called with each change of a target's health.
-    on_change: Box<dyn Fn(&super::table::Target, Health) + Send + Sync>,
+    on_change: Box<OnChange>,
 }
+
+/// What is told of a change of a target's health.
+type OnChange = dyn Fn(&super::table::Target, Health) + Send + Sync;
 
 struct Ready {
     queue: VecDeque<Due>,
@@ -122,18 +128,29 @@ impl Checker {
                     continue;
                 }
             }
-            let Some(Reverse((due, index, generation))) = waiting.pop() else {
-                continue;
-            };
-            drop(waiting);
-            let table = {
-                let g = lock(&self.generation);
-                if g.0 != generation {
-                    continue;
+            let mut batch = Vec::new();
+            while let Some(Reverse((due, _, _))) = waiting.peek() {
+                if *due > now + BATCH {
+                    break;
                 }
-                g.1.clone()
+                if let Some(Reverse(item)) = waiting.pop() {
+                    batch.push(item);
+                }
+            }
+            drop(waiting);
+            let (generation, table) = {
+                let g = lock(&self.generation);
+                (g.0, g.1.clone())
             };
-            self.dispatch(Due { table, index, due });
+            for (due, index, of) in batch {
+                if of == generation {
+                    self.dispatch(Due {
+                        table: table.clone(),
+                        index,
+                        due,
+                    });
+                }
+            }
         }
     }
 
@@ -206,8 +223,16 @@ impl Checker {
         let next = (job.due + interval).max(Instant::now());
         let generation = lock(&self.generation);
         if Arc::ptr_eq(&generation.1, &job.table) {
-            lock(&self.waiting).push(Reverse((next, job.index, generation.0)));
-            self.wake.notify_all();
+            let mut waiting = lock(&self.waiting);
+            // The scheduler sleeps until the earliest check: wake it only
+            // when this one comes before that.
+            let sooner = waiting
+                .peek()
+                .is_none_or(|Reverse((first, _, _))| next < *first);
+            waiting.push(Reverse((next, job.index, generation.0)));
+            if sooner {
+                self.wake.notify_one();
+            }
         }
     }
 }
