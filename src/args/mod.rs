@@ -342,6 +342,8 @@ fn pool(
                     server_ssl: server.ssl,
                     backend: names.0.clone(),
                     server: names.1.clone(),
+                    maxconn: None,
+                    curconn: None,
                     notes: Vec::new(),
                 })
             };

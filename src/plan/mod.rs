@@ -136,6 +136,8 @@ pub fn resolve(
         tls,
         typed: &is_typed,
         dry_run: explain,
+        maxconn: target.maxconn,
+        curconn: target.curconn,
     };
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {

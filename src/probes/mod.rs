@@ -269,6 +269,10 @@ pub struct Spec<'a> {
     pub typed: &'a dyn Fn(&str) -> bool,
     /// Nothing will be sent (`--explain`): create no file.
     pub dry_run: bool,
+    /// HAProxy's maxconn for the server (0: no limit) and its current
+    /// connections, in the HAProxy form.
+    pub maxconn: Option<u64>,
+    pub curconn: Option<u64>,
 }
 
 /// The connection's buffer must hold the largest head any parser

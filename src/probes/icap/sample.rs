@@ -27,6 +27,8 @@ pub struct Body {
 
 enum Source {
     Memory(&'static [u8]),
+    /// The EICAR test file, rebuilt for each check (see [`super::canary`]).
+    Canary,
     /// A file: opened when configured (so errors are found before anything
     /// is sent), opened again for each later check.
     File {
@@ -42,6 +44,16 @@ impl Body {
             len: EMBEDDED_PDF.len() as u64,
             content_type: "application/pdf",
             name: "embedded sample PDF".into(),
+        }
+    }
+
+    /// The detection canary's body: the EICAR test file.
+    pub fn canary() -> Body {
+        Body {
+            source: Source::Canary,
+            len: super::canary::LEN as u64,
+            content_type: "application/octet-stream",
+            name: "EICAR test file".into(),
         }
     }
 
@@ -90,13 +102,14 @@ impl Body {
 
     /// Read from memory: nothing can block it.
     pub fn in_memory(&self) -> bool {
-        matches!(self.source, Source::Memory(_))
+        matches!(self.source, Source::Memory(_) | Source::Canary)
     }
 
     /// The bytes of one check, from the start.
     pub fn sample(&mut self) -> Result<Sample, Failure> {
         let reader: Box<dyn Read + Send> = match &mut self.source {
             Source::Memory(bytes) => Box::new(*bytes),
+            Source::Canary => Box::new(io::Cursor::new(super::canary::eicar())),
             Source::File { path, opened } => match opened.take() {
                 Some(file) => Box::new(file),
                 None => Box::new(File::open(&*path).map_err(|e| {
