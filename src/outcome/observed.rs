@@ -136,12 +136,17 @@ mod test {
             Some("HAProxy's maxconn 50 exceeds the service's Max-Connections 10")
         );
         assert_eq!(
-            capacity(Some(10), Some(10), Some(10)).shortfall().as_deref(),
+            capacity(Some(10), Some(10), Some(10))
+                .shortfall()
+                .as_deref(),
             Some("HAProxy's current connections 10 have reached the service's Max-Connections 10")
         );
         let both = capacity(Some(10), Some(0), Some(12)).shortfall().unwrap();
         assert!(both.starts_with("HAProxy has no maxconn"), "{both}");
-        assert!(both.contains("; HAProxy's current connections 12"), "{both}");
+        assert!(
+            both.contains("; HAProxy's current connections 12"),
+            "{both}"
+        );
     }
 
     #[test]

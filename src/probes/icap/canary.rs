@@ -107,9 +107,7 @@ pub fn judge(method: Method, response: &Response, unchanged: bool) -> Judged {
                 how: "ICAP 200 with the upload replaced".into(),
             },
         },
-        201 => Judged::Failed(format!(
-            "{method} answered 201 without naming an infection"
-        )),
+        201 => Judged::Failed(format!("{method} answered 201 without naming an infection")),
         status => Judged::Failed(format!(
             "{method} answered {status} {}",
             escape(&head.reason)
@@ -179,9 +177,9 @@ mod test {
     /// without the file's bytes appearing anywhere in the source.
     fn md5(data: &[u8]) -> [u8; 16] {
         const S: [u32; 64] = [
-            7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14,
-            20, 5, 9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11,
-            16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+            7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20,
+            5, 9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
+            6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
         ];
         let k: Vec<u32> = (0..64)
             .map(|i| ((i as f64 + 1.0).sin().abs() * 4294967296.0) as u32)
@@ -396,10 +394,9 @@ HTTP/1.0 403 Forbidden\r\n\
             ),
             _ => ("res-hdr=0, res-body=19", "HTTP/1.1 200 OK\r\n\r\n"),
         };
-        let mut out = format!(
-            "ICAP/1.0 200 OK\r\nISTag: \"e\"\r\nEncapsulated: {enc}\r\n\r\n{http}44\r\n"
-        )
-        .into_bytes();
+        let mut out =
+            format!("ICAP/1.0 200 OK\r\nISTag: \"e\"\r\nEncapsulated: {enc}\r\n\r\n{http}44\r\n")
+                .into_bytes();
         assert_eq!(http.len(), enc.rsplit('=').next().unwrap().parse().unwrap());
         out.extend_from_slice(&eicar());
         out.extend_from_slice(b"\r\n0\r\n\r\n");
@@ -450,10 +447,7 @@ HTTP/1.0 403 Forbidden\r\n\
                 "RESPMOD answered 201 without naming an infection",
             ),
         ] {
-            assert_eq!(
-                judged(Method::Respmod, answer),
-                Judged::Failed(says.into())
-            );
+            assert_eq!(judged(Method::Respmod, answer), Judged::Failed(says.into()));
         }
     }
 

@@ -27,9 +27,7 @@ pub fn from_options(head: &Head, maxconn: Option<u64>, curconn: Option<u64>) -> 
     Capacity {
         options_read: true,
         service: header("Service").filter(|s| !s.is_empty()).map(escape),
-        max_connections: header("Max-Connections")
-            .and_then(count)
-            .filter(|n| *n > 0),
+        max_connections: header("Max-Connections").and_then(count).filter(|n| *n > 0),
         options_ttl: header("Options-TTL").and_then(count),
         maxconn,
         curconn,
@@ -121,7 +119,10 @@ mod test {
             None,
             None,
         );
-        assert_eq!((c.max_connections, c.options_ttl, c.service), (None, None, None));
+        assert_eq!(
+            (c.max_connections, c.options_ttl, c.service),
+            (None, None, None)
+        );
         let c = from_options(
             &head("ICAP/1.0 200 OK\r\nMax-Connections: 0\r\nOptions-TTL: 0\r\n\r\n"),
             Some(0),

@@ -5,13 +5,13 @@ use std::fs::File;
 use std::io::Write;
 use std::time::Duration;
 
+use super::canary::{self, Judged};
+use super::capacity;
 use super::chunked::{self, LAST_CHUNK, LAST_CHUNK_IEOF};
 use super::reader::{log_head, Progress, Response, ResponseReader};
 use super::request::{self, Address, Encapsulation, Method};
 use super::response::{parse_encapsulated, Head, Section};
 use super::sample::{Body, Sample, CHUNK};
-use super::canary::{self, Judged};
-use super::capacity;
 use super::{IcapProbe, Preview};
 use crate::net::{Connection, Deadline};
 use crate::outcome::{Canary, Capacity, Failure, Healthy, Observed, Phase, Verdict};
@@ -86,7 +86,20 @@ fn exchange(
         other => other,
     })?;
     let judged = canary::judge(method, &response, unchanged);
-    log::info!("canary {method}: {judged:?}");
+    log::info!(
+        "canary {method}: {}",
+        match &judged {
+            Judged::Caught { threat, how } => format!(
+                "caught, {how}{}",
+                threat
+                    .as_deref()
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
+            ),
+            Judged::Missed(how) => format!("passed undetected ({how})"),
+            Judged::Failed(why) => why.clone(),
+        }
+    );
     let status = response.head.status;
     match judged {
         Judged::Caught { threat, how } => {
@@ -234,7 +247,9 @@ fn canary(
         }),
     };
     let (response, _) = modify(conn, &to, method, body, preview, &mut sink, false)?;
-    let unchanged = sink.compare.is_some_and(|c| c.same && c.seen == canary::LEN);
+    let unchanged = sink
+        .compare
+        .is_some_and(|c| c.same && c.seen == canary::LEN);
     Ok((method, response, unchanged))
 }
 
@@ -402,6 +417,7 @@ fn modify(
         conn,
         reader: &mut reader,
         sink,
+        cut_short: false,
     };
     let answered = match preview {
         Some(n) => {
@@ -435,9 +451,12 @@ fn modify(
         x.conn.mark_sent();
     }
     x.receive(Phase::Receive)?;
+    // A final answer right after a preview ends the request as the
+    // protocol has it; one that stopped the sending leaves it half sent.
+    let whole = !x.cut_short;
     reader
         .into_response()
-        .map(|r| (r, !answered))
+        .map(|r| (r, whole))
         .ok_or_else(|| Failure::Protocol("incomplete response".into()))
 }
 
@@ -446,6 +465,8 @@ struct Exchange<'c, 'r, 's> {
     conn: &'c mut Connection,
     reader: &'r mut ResponseReader,
     sink: &'s mut BodySink,
+    /// The answer ended the sending before the request was all written.
+    cut_short: bool,
 }
 
 impl Exchange<'_, '_, '_> {
@@ -510,6 +531,7 @@ impl Exchange<'_, '_, '_> {
             }
         }
         out.clear();
+        self.cut_short |= stopped;
         Ok(stopped)
     }
 

@@ -192,7 +192,8 @@ mod test {
     #[test]
     fn reqmod_has_a_request_body() {
         let message = Encapsulation::reqmod(10, "application/pdf");
-        let req = String::from_utf8(modify(Method::Reqmod, &TO, &message, None, false, false)).unwrap();
+        let req =
+            String::from_utf8(modify(Method::Reqmod, &TO, &message, None, false, false)).unwrap();
         assert!(!req.contains("Allow: 204"));
         assert!(!req.contains("Preview"));
         let expected = format!(
