@@ -132,7 +132,7 @@ pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
         outcomes
             .iter()
             .filter_map(|o| {
-                let service = o.observed.capacity.as_ref()?.service.as_deref();
+                let service = o.observed.capacity.as_ref().and_then(|c| c.service.as_deref());
                 let istag = o.observed.istag.as_deref();
                 (service.is_some() || istag.is_some()).then(|| {
                     format!(
@@ -198,7 +198,14 @@ mod test {
             text.contains(&format!("probe_status_code{{{labels}}} 200\n")),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 4);
+        // The ISTag, for alerts on signatures that stopped changing.
+        assert!(
+            text.contains(&format!(
+                "icap_service_info{{{labels},service=\"\",istag=\"\\\"CI0001\\\"\"}} 1\n"
+            )),
+            "{text}"
+        );
+        assert_eq!(text.matches("# TYPE").count(), 5);
     }
 
     #[test]
