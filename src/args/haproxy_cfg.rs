@@ -31,6 +31,8 @@ pub struct Server {
     pub check_addr: Option<String>,
     /// `ssl` or `check-ssl`.
     pub ssl: bool,
+    /// `maxconn N`; HAProxy's default, 0, is no limit.
+    pub maxconn: u64,
     pub disabled: bool,
     /// Why the line cannot be checked (an address form not read, a bad
     /// port): that server fails alone, with this reason, as a
@@ -181,6 +183,7 @@ pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
                                 check_port: None,
                                 check_addr: None,
                                 ssl: false,
+                                maxconn: 0,
                                 disabled: false,
                                 problem: Some(format!(
                                     "{}:{line}: {}",
@@ -222,6 +225,7 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         check_port: None,
         check_addr: None,
         ssl: false,
+        maxconn: 0,
         disabled: false,
         problem: None,
     };
@@ -239,6 +243,13 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
             "addr" => {
                 let v = value.ok_or_else(|| format!("server '{name}': 'addr' without a value"))?;
                 server.check_addr = Some(v.to_string());
+                i += 1;
+            }
+            "maxconn" => {
+                let v =
+                    value.ok_or_else(|| format!("server '{name}': 'maxconn' without a value"))?;
+                server.maxconn = crate::probes::icap::capacity::count(v)
+                    .ok_or_else(|| format!("server '{name}': invalid maxconn '{v}'"))?;
                 i += 1;
             }
             "ssl" | "check-ssl" => server.ssl = true,
@@ -365,6 +376,30 @@ listen both
         assert_eq!(
             c.select(&["web".into()]).unwrap()[0].servers[0].check_port,
             Some(8080)
+        );
+    }
+
+    #[test]
+    fn maxconn_from_the_line_or_default_server() {
+        let c = parse(
+            "backend b\n    option external-check\n    default-server maxconn 20\n    server s1 10.0.0.5:1344 check\n    server s2 10.0.0.6:1344 maxconn 50\nbackend c\n    server s3 10.0.0.7:1344\n    server s4 10.0.0.8:1344 maxconn lots\n",
+            Path::new("h.cfg"),
+        )
+        .unwrap();
+        let maxconn: Vec<u64> = c
+            .backends
+            .iter()
+            .flat_map(|b| &b.servers)
+            .map(|s| s.maxconn)
+            .collect();
+        assert_eq!(maxconn[..3], [20, 50, 0]);
+        let bad = &c.backends[1].servers[1];
+        assert!(
+            bad.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("invalid maxconn 'lots'")),
+            "{:?}",
+            bad.problem
         );
     }
 

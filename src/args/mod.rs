@@ -342,7 +342,8 @@ fn pool(
                     server_ssl: server.ssl,
                     backend: names.0.clone(),
                     server: names.1.clone(),
-                    maxconn: None,
+                    // As HAProxy would pass it; how many it has now is its own.
+                    maxconn: Some(server.maxconn),
                     curconn: None,
                     notes: Vec::new(),
                 })
