@@ -117,6 +117,71 @@ class CIcap:
             self.proc.wait()
 
 
+class AntivirusCIcap:
+    """c-icap with its antivirus service (virus_scan, ClamAV) and echo on
+    127.0.0.1:PORT. ClamAV reads only /var/lib/clamav (clamav_mod has no
+    directive for another directory), so c-icap runs in a mount namespace of
+    its own where a database holding the EICAR file's signature (its
+    published MD5 and size: the file itself is never written) is
+    bind-mounted over it. Raises OSError when that cannot be done here."""
+
+    EICAR_HDB = "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Canary.MD5\n"
+
+    def __init__(self, workdir, port):
+        self.port = port
+        d = self.dir = os.path.join(workdir, f"c-icap-av-{port}")
+        for sub in ("db", "tmp", "clamtmp"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        with open(f"{d}/db/canary.hdb", "w") as f:
+            f.write(self.EICAR_HDB)
+        conf = (
+            f"PidFile {d}/c-icap.pid\nCommandsSocket {d}/c-icap.ctl\nPort 127.0.0.1:{port}\n"
+            "StartServers 1\nMaxServers 1\nMinSpareThreads 2\nMaxSpareThreads 8\nThreadsPerChild 8\n"
+            f"ModulesDir {C_ICAP_MODULES}\nServicesDir {C_ICAP_MODULES}\nTmpDir {d}/tmp\n"
+            f"ServerLog {d}/server.log\nAccessLog {d}/access.log\nDebugLevel 0\n"
+            "Service echo srv_echo.so\nService virus_scan virus_scan.so\n"
+            "ServiceAlias avscan virus_scan?allow204=on&sizelimit=off&mode=simple\n"
+            "virus_scan.ScanFileTypes TEXT DATA EXECUTABLE ARCHIVE GIF JPEG MSOFFICE\n"
+            "virus_scan.SendPercentData 0\nvirus_scan.StartSendPercentDataAfter 2M\n"
+            "virus_scan.Allow204Responces on\nvirus_scan.PassOnError off\n"
+            "virus_scan.MaxObjectSize 5M\nvirus_scan.DefaultEngine clamav\n"
+            f"Module common clamav_mod.so\nclamav_mod.TmpDir {d}/clamtmp\n"
+        )
+        with open(f"{d}/c-icap.conf", "w") as f:
+            f.write(conf)
+        script = f"mount --bind '{d}/db' /var/lib/clamav && exec {C_ICAP} -N -f '{d}/c-icap.conf'"
+        self.proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        req = (f"OPTIONS icap://127.0.0.1:{port}/avscan ICAP/1.0\r\nHost: 127.0.0.1\r\n"
+               "Encapsulated: null-body=0\r\n\r\n").encode()
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            if self.proc.poll() is not None:
+                raise OSError(f"c-icap with ClamAV exited ({self.proc.returncode}) before answering")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(req)
+                    if sock.recv(16).startswith(b"ICAP/1.0 200"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise OSError("c-icap with ClamAV did not answer OPTIONS /avscan")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def access_entries(lines):
     """'METHOD service status' of each access log line."""
     return [" ".join(line.split()[-3:]) for line in lines]
@@ -568,6 +633,7 @@ def main():
     ap.add_argument("--no-static", action="store_true")
     ap.add_argument("--static-bin")
     ap.add_argument("--costs-only", action="store_true", help="only what large inputs cost")
+    ap.add_argument("--canary-only", action="store_true", help="only what --canary costs")
     a = ap.parse_args()
     runs = a.runs or (50 if a.quick else 300)
     rss_runs = 5 if a.quick else 20
@@ -586,9 +652,13 @@ def main():
             print(input_costs(workdir, static_bin or BIN))
             return
         servers.append(CIcap(workdir, 1344))
+        if a.canary_only:
+            print(canary_cost(workdir, servers[0], runs, static_bin))
+            return
         if not a.scale_only:
             print(input_costs(workdir, static_bin or BIN))
             measure_checks(a, servers[0], runs, rss_runs, sizes, static_bin)
+            print(canary_cost(workdir, servers[0], runs, static_bin))
         if not a.no_scale:
             scale(a, workdir, servers, scale_seconds, static_bin)
     finally:
@@ -722,6 +792,67 @@ def measure_checks(a, server, runs, rss_runs, sizes, static_bin):
         sizes_line += f"; static (packaging/build-static, shipped in the .deb): {n} bytes ({n / KIB:.0f} KiB)"
     out.append(sizes_line + ".\n")
     print("\n".join(out), flush=True)
+
+
+def canary_cost(workdir, echo_server, runs, static_bin):
+    """What --canary costs beside the same check without it (issue 14):
+    interleaved runs against c-icap's antivirus service with ClamAV, or,
+    when ClamAV cannot be started in these namespaces, its echo service
+    (which lets the file through: the canary checks then exit 1)."""
+    binary = static_bin or BIN
+    try:
+        av = AntivirusCIcap(workdir, 1350)
+        port, service = av.port, "avscan"
+        against = "c-icap 0.5.10 `virus_scan` (ClamAV 1.4, a one-signature database)"
+        expect = 0
+    except OSError as e:
+        note(f"antivirus c-icap not started ({e}): measuring against the echo service")
+        av, port, service = None, echo_server.port, "echo"
+        against = "c-icap's `echo` service (ClamAV could not be started here: the canary checks exit 1)"
+        expect = 1
+    url = f"icap://127.0.0.1:{port}/{service}"
+    cmds = {
+        "OPTIONS": ([binary, url], 0),
+        "OPTIONS --canary": ([binary, "--canary", url], expect),
+        "RESPMOD": ([binary, "--method", "respmod", url], 0),
+        "RESPMOD --canary": ([binary, "--canary", "--method", "respmod", url], expect),
+    }
+    try:
+        for name, (argv, want) in cmds.items():
+            _, _, code = timed(argv)
+            if code != want:
+                die(f"{name} against {url}: exit {code}, expected {want}")
+        note(f"canary cost: {runs} interleaved runs x {len(cmds)} commands (+10 warm-up each)")
+        keys = list(cmds)
+        for _ in range(10):
+            for k in keys:
+                timed(cmds[k][0])
+        res = {k: {"wall": [], "cpu": [], "fail": 0} for k in keys}
+        rng = random.Random(14)
+        for _ in range(runs):
+            rng.shuffle(keys)
+            for k in keys:
+                wall, cpu, code = timed(cmds[k][0])
+                res[k]["wall"].append(wall)
+                res[k]["cpu"].append(cpu)
+                res[k]["fail"] += code != cmds[k][1]
+    finally:
+        if av:
+            av.stop()
+    rows = []
+    for k in cmds:
+        r = res[k]
+        rows.append([f"`{k}`", f"{statistics.median(r['wall']):.2f}", f"{pct(r['wall'], 90):.2f}",
+                     f"{statistics.mean(r['cpu']):.2f}", r["fail"]])
+    base = {k: statistics.median(res[k]["wall"]) for k in cmds}
+    cpu = {k: statistics.mean(res[k]["cpu"]) for k in cmds}
+    which = "static" if static_bin else "release"
+    return (f"## The detection canary's cost ({runs} interleaved runs each, icap-check {which}, against {against})\n\n"
+            + table(["check", "wall median ms", "wall p90 ms", "CPU mean ms (user+sys)", "unexpected exits"], rows)
+            + f"\n\n--canary adds {base['OPTIONS --canary'] - base['OPTIONS']:.2f} ms wall, "
+            f"{cpu['OPTIONS --canary'] - cpu['OPTIONS']:.2f} ms CPU to OPTIONS, and "
+            f"{base['RESPMOD --canary'] - base['RESPMOD']:.2f} ms wall, "
+            f"{cpu['RESPMOD --canary'] - cpu['RESPMOD']:.2f} ms CPU to RESPMOD. {load()}\n")
 
 
 def scale(a, workdir, servers, scale_seconds, static_bin):

@@ -43,6 +43,12 @@ pub mod fuzzing {
     };
 }
 
+/// The EICAR test file rebuilt in memory, for the tests that prove it is
+/// never stored as its bytes and that give a scanner its signature.
+pub mod canary {
+    pub use crate::probes::icap::canary::{eicar, LEN};
+}
+
 /// What the man page and the completions are made from, for
 /// src/bin/icap-check-assets.rs.
 pub mod assets {

@@ -74,6 +74,11 @@ fn is_format_or_separator(c: char) -> bool {
         (0xE0020, 0xE007F),
     ];
     let code = c as u32;
+    // Below the first range (all of printable ASCII): the common case of
+    // every character of a header, without walking the table.
+    if code < RANGES[0].0 {
+        return false;
+    }
     RANGES.iter().any(|&(lo, hi)| (lo..=hi).contains(&code))
 }
 

@@ -33,6 +33,8 @@ pub struct Server {
     pub check_addr: Option<String>,
     /// `ssl` or `check-ssl`.
     pub ssl: bool,
+    /// `maxconn N`; HAProxy's default, 0, is no limit.
+    pub maxconn: u64,
     pub disabled: bool,
     /// Why the line cannot be checked (an address form not read, a bad
     /// port): that server fails alone, with this reason, as a
@@ -186,6 +188,7 @@ pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
                                 check_port: None,
                                 check_addr: None,
                                 ssl: false,
+                                maxconn: 0,
                                 disabled: false,
                                 cadence: Cadence::default(),
                                 problem: Some(format!(
@@ -228,6 +231,7 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         check_port: None,
         check_addr: None,
         ssl: false,
+        maxconn: 0,
         disabled: false,
         problem: None,
         cadence: Cadence::default(),
@@ -274,6 +278,13 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
                     "rise" => server.cadence.rise = n,
                     _ => server.cadence.fall = n,
                 }
+                i += 1;
+            }
+            "maxconn" => {
+                let v =
+                    value.ok_or_else(|| format!("server '{name}': 'maxconn' without a value"))?;
+                server.maxconn = crate::probes::icap::capacity::count(v)
+                    .ok_or_else(|| format!("server '{name}': invalid maxconn '{v}'"))?;
                 i += 1;
             }
             "ssl" | "check-ssl" => server.ssl = true,
@@ -403,6 +414,30 @@ listen both
         assert_eq!(
             c.select(&["web".into()]).unwrap()[0].servers[0].check_port,
             Some(8080)
+        );
+    }
+
+    #[test]
+    fn maxconn_from_the_line_or_default_server() {
+        let c = parse(
+            "backend b\n    option external-check\n    default-server maxconn 20\n    server s1 10.0.0.5:1344 check\n    server s2 10.0.0.6:1344 maxconn 50\nbackend c\n    server s3 10.0.0.7:1344\n    server s4 10.0.0.8:1344 maxconn lots\n",
+            Path::new("h.cfg"),
+        )
+        .unwrap();
+        let maxconn: Vec<u64> = c
+            .backends
+            .iter()
+            .flat_map(|b| &b.servers)
+            .map(|s| s.maxconn)
+            .collect();
+        assert_eq!(maxconn[..3], [20, 50, 0]);
+        let bad = &c.backends[1].servers[1];
+        assert!(
+            bad.problem
+                .as_deref()
+                .is_some_and(|p| p.contains("invalid maxconn 'lots'")),
+            "{:?}",
+            bad.problem
         );
     }
 

@@ -342,6 +342,9 @@ fn pool(
                     server_ssl: server.ssl,
                     backend: names.0.clone(),
                     server: names.1.clone(),
+                    // As HAProxy would pass it; how many it has now is its own.
+                    maxconn: Some(server.maxconn),
+                    curconn: None,
                     notes: Vec::new(),
                     cadence: Some(server.cadence),
                 })

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use crate::net::{Endpoint, Host};
 use crate::outcome::Failure;
+use crate::probes::icap::capacity;
 use crate::probes::{self, Scheme, ICAP_PORT};
 use crate::text::escape;
 
@@ -28,6 +29,10 @@ pub struct Target {
     pub backend: Option<String>,
     /// HAPROXY_SERVER_NAME.
     pub server: Option<String>,
+    /// HAPROXY_SERVER_MAXCONN: the server line's `maxconn` (0: none, no limit).
+    pub maxconn: Option<u64>,
+    /// HAPROXY_SERVER_CURCONN: the server's current connections.
+    pub curconn: Option<u64>,
     /// What `-v` and `--explain` should say of how the target was read.
     pub notes: Vec<String>,
     /// How often the resident mode checks it, when haproxy.cfg says
@@ -125,6 +130,21 @@ fn haproxy_form(
             "port 0 (the server line gives none): checking the ICAP port {ICAP_PORT}"
         ));
     }
+    let mut number = |var: &str| {
+        let text = named(var)?;
+        let n = capacity::count(&text);
+        if n.is_none() {
+            notes.push(format!(
+                "{var} is '{}', not a number: ignored",
+                escape(&text)
+            ));
+        }
+        n
+    };
+    let (maxconn, curconn) = (
+        number("HAPROXY_SERVER_MAXCONN"),
+        number("HAPROXY_SERVER_CURCONN"),
+    );
     Ok(Target {
         haproxy: true,
         endpoint: parse_server(addr, port)?,
@@ -133,6 +153,8 @@ fn haproxy_form(
         server_ssl: server_ssl(env("HAPROXY_SERVER_SSL").as_deref())?,
         backend: named("HAPROXY_PROXY_NAME"),
         server: named("HAPROXY_SERVER_NAME"),
+        maxconn,
+        curconn,
         notes,
         cadence: None,
     })
@@ -288,6 +310,8 @@ fn parse_url(url: &str) -> Result<Target, Failure> {
         server_ssl: false,
         backend: None,
         server: None,
+        maxconn: None,
+        curconn: None,
         notes: Vec::new(),
         cadence: None,
     })
@@ -445,6 +469,32 @@ mod test {
             parse(&[], &unix).unwrap().endpoint,
             Endpoint::Unix("/run/c.sock".into())
         );
+    }
+
+    #[test]
+    fn haproxy_maxconn_and_curconn() {
+        let a = args(&["NOT_USED", "NOT_USED", "10.0.0.5", "1344"]);
+        let env = |max: &'static str, cur: &'static str| {
+            move |k: &str| match k {
+                "HAPROXY_SERVER_MAXCONN" => Some(max.to_string()),
+                "HAPROXY_SERVER_CURCONN" => Some(cur.to_string()),
+                _ => None,
+            }
+        };
+        let t = parse(&a, &env("50", "3")).unwrap();
+        assert_eq!((t.maxconn, t.curconn), (Some(50), Some(3)));
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+        let t = parse(&a, &env("0", "")).unwrap();
+        assert_eq!((t.maxconn, t.curconn), (Some(0), None));
+        // Garbage from outside is noted and ignored, never wrapped.
+        let t = parse(&a, &env("-5", "99999999999999999999999")).unwrap();
+        assert_eq!((t.maxconn, t.curconn), (None, None));
+        assert_eq!(t.notes.len(), 2, "{:?}", t.notes);
+        assert!(t.notes[0].starts_with("HAPROXY_SERVER_MAXCONN is '-5'"));
+        let t = parse(&a, &env("\x1b[1m", "1")).unwrap();
+        assert!(t.notes[0].contains("\\x1b[1m"), "{:?}", t.notes);
+        let t = parse(&args(&["icap://h/echo"]), &env("50", "3")).unwrap();
+        assert_eq!((t.maxconn, t.curconn), (None, None));
     }
 
     #[test]

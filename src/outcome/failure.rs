@@ -102,6 +102,8 @@ pub enum Phase {
     Body,
     /// The check as a whole, when the watchdog ends it.
     Check,
+    /// The detection canary's exchange (`--canary`), whatever its step.
+    Canary,
 }
 
 impl fmt::Display for Phase {
@@ -115,6 +117,7 @@ impl fmt::Display for Phase {
             Phase::Receive => "reading the response",
             Phase::Body => "reading the response body",
             Phase::Check => "running the check",
+            Phase::Canary => "sending the EICAR canary and reading its answer",
         })
     }
 }

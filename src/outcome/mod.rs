@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use failure::{ExitStatus, Failure, Healthy, Phase, Verdict};
-pub use observed::{Observed, Timings};
+pub use observed::{Canary, Capacity, Observed, Timings};
 
 /// Who is checked and how, for every line about one check.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -143,6 +143,8 @@ pub fn resolve(
         typed: &is_typed,
         dry_run: explain,
         resident: options.run.agent_listen.is_some(),
+        maxconn: target.maxconn,
+        curconn: target.curconn,
     };
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {
@@ -275,6 +277,8 @@ pub fn test_settings(context: Arc<Context>, cadence: Cadence) -> Settings {
         typed: &|_| false,
         dry_run: false,
         resident: true,
+        maxconn: None,
+        curconn: None,
     };
     let probe = Probe::build(Protocol::Tcp, &crate::probes::ProbeArgs::default(), spec)
         .expect("a TCP probe");

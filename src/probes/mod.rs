@@ -274,6 +274,10 @@ pub struct Spec<'a> {
     /// The resident mode: checks run again and again, and nothing may block
     /// but a socket (files are read once, here, or refused).
     pub resident: bool,
+    /// HAProxy's maxconn for the server (0: no limit) and its current
+    /// connections, in the HAProxy form.
+    pub maxconn: Option<u64>,
+    pub curconn: Option<u64>,
 }
 
 /// The connection's buffer must hold the largest head any parser

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::outcome::Outcome;
+use crate::outcome::{Capacity, Observed, Outcome};
 
 pub fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -50,7 +50,7 @@ pub fn lines(outcomes: &[Outcome], out: &mut dyn Write) {
             .collect();
         let _ = writeln!(
             out,
-            "{{\"target\":{},\"backend\":{},\"server\":{},\"probe\":{},\"healthy\":{healthy},\"exit_code\":{code},\"reason\":{},\"detail\":{},\"status\":{},\"istag\":{},\"timings\":{{{}}}}}",
+            "{{\"target\":{},\"backend\":{},\"server\":{},\"probe\":{},\"healthy\":{healthy},\"exit_code\":{code},\"reason\":{},\"detail\":{},\"status\":{},\"istag\":{},{}\"timings\":{{{}}}}}",
             json_string(&c.target),
             json_opt(c.backend.as_deref()),
             json_opt(c.server.as_deref()),
@@ -59,9 +59,42 @@ pub fn lines(outcomes: &[Outcome], out: &mut dyn Write) {
             json_opt(detail.as_deref()),
             o.observed.status.map_or_else(|| "null".to_string(), |s| s.to_string()),
             json_opt(o.observed.istag.as_deref()),
+            service_fields(&o.observed),
             timings.join(",")
         );
     }
+}
+
+fn json_count(value: Option<u64>) -> String {
+    value.map_or_else(|| "null".to_string(), |n| n.to_string())
+}
+
+/// What OPTIONS said of the service beside HAProxy's numbers, and the
+/// detection canary: `service max_connections options_ttl maxconn curconn
+/// capacity_warning canary`, each null when unknown or not run, then a comma.
+fn service_fields(observed: &Observed) -> String {
+    let c = observed.capacity.as_ref();
+    let canary = observed.canary.as_ref().map_or_else(
+        || "null".to_string(),
+        |k| {
+            format!(
+                "{{\"caught\":{},\"threat\":{},\"status\":{},\"detail\":{}}}",
+                k.caught,
+                json_opt(k.threat.as_deref()),
+                k.status,
+                json_string(&k.detail)
+            )
+        },
+    );
+    format!(
+        "\"service\":{},\"max_connections\":{},\"options_ttl\":{},\"maxconn\":{},\"curconn\":{},\"capacity_warning\":{},\"canary\":{canary},",
+        json_opt(c.and_then(|c| c.service.as_deref())),
+        json_count(c.and_then(|c| c.max_connections)),
+        json_count(c.and_then(|c| c.options_ttl)),
+        json_count(c.and_then(|c| c.maxconn)),
+        json_count(c.and_then(|c| c.curconn)),
+        json_opt(c.and_then(Capacity::shortfall).as_deref()),
+    )
 }
 
 #[cfg(test)]
@@ -101,5 +134,17 @@ mod test {
         assert!(rows[0].ends_with("\"timings\":{\"connect\":0.000200,\"request_sent\":0.000250,\"first_byte\":0.000600,\"total\":0.000700}}"), "{}", rows[0]);
         assert!(rows[1].contains("\"healthy\":false,\"exit_code\":3,\"reason\":\"cannot connect: connection refused (127.0.0.1:1)\""), "{}", rows[1]);
         assert!(rows[1].contains("\"status\":null"));
+        assert!(
+            rows[1].contains("\"service\":null,\"max_connections\":null,\"options_ttl\":null,\"maxconn\":null,\"curconn\":null,\"capacity_warning\":null,\"canary\":null,"),
+            "{}",
+            rows[1]
+        );
+    }
+
+    #[test]
+    fn capacity_and_canary() {
+        let mut text = String::new();
+        lines(&[sample::antivirus("icap://a/avscan")], &mut text);
+        assert!(text.contains("\"istag\":\"\\\"CI0001\\\"\",\"service\":\"C-ICAP/0.5.10 server - Antivirus service\",\"max_connections\":10,\"options_ttl\":3600,\"maxconn\":50,\"curconn\":2,\"capacity_warning\":\"HAProxy's maxconn 50 exceeds the service's Max-Connections 10\",\"canary\":{\"caught\":true,\"threat\":\"Eicar-Canary.MD5.UNOFFICIAL\",\"status\":200,\"detail\":\"X-Infection-Found on ICAP 200\"},\"timings\":{"), "{text}");
     }
 }

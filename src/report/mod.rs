@@ -266,8 +266,33 @@ pub mod sample {
                 },
                 status: Some(200),
                 istag: Some("\"CI0001\"".into()),
+                ..Observed::default()
             },
         }
+    }
+
+    /// An antivirus service: its OPTIONS numbers under HAProxy's, and the
+    /// EICAR canary caught.
+    pub fn antivirus(target: &str) -> Outcome {
+        let mut o = healthy(target);
+        o.verdict = Ok(Healthy {
+            summary: "200 ISTag=\"CI0001\", EICAR caught: Eicar-Canary.MD5.UNOFFICIAL".into(),
+        });
+        o.observed.capacity = Some(crate::outcome::Capacity {
+            options_read: true,
+            service: Some("C-ICAP/0.5.10 server - Antivirus service".into()),
+            max_connections: Some(10),
+            options_ttl: Some(3600),
+            maxconn: Some(50),
+            curconn: Some(2),
+        });
+        o.observed.canary = Some(crate::outcome::Canary {
+            caught: true,
+            threat: Some("Eicar-Canary.MD5.UNOFFICIAL".into()),
+            status: 200,
+            detail: "X-Infection-Found on ICAP 200".into(),
+        });
+        o
     }
 
     pub fn refused(target: &str) -> Outcome {

@@ -20,9 +20,12 @@ fn nagios_state(o: &Outcome, t: Thresholds) -> u8 {
         Err(_) => CRITICAL,
         Ok(_) => {
             let total = o.observed.timings.total;
+            // HAProxy may open more connections than the service accepts:
+            // fine now, 503s at peak.
+            let short = o.observed.capacity.as_ref().and_then(|c| c.shortfall());
             if t.critical.is_some_and(|c| total >= c) {
                 CRITICAL
-            } else if t.warning.is_some_and(|w| total >= w) {
+            } else if t.warning.is_some_and(|w| total >= w) || short.is_some() {
                 WARNING
             } else {
                 OK
@@ -170,6 +173,30 @@ mod test {
         assert!(
             text.contains("ISTag=\"x\\x7c time=9s;;;0 evil=1\"\\x0a2nd line |"),
             "{text}"
+        );
+    }
+
+    /// A healthy check whose capacity falls short is a WARNING, with the
+    /// reason (the probe puts it in the summary).
+    #[test]
+    fn capacity_shortfall_warns() {
+        let mut o = sample::antivirus("icap://a/avscan");
+        o.verdict = Ok(crate::outcome::Healthy {
+            summary: "200 ISTag=\"CI0001\"; warning: HAProxy's maxconn 50 exceeds the service's Max-Connections 10".into(),
+        });
+        let mut text = String::new();
+        assert_eq!(output(&[o], Thresholds::default(), &mut text), WARNING);
+        assert!(
+            text.starts_with("ICAP WARNING - icap://a/avscan OPTIONS 200 ISTag=\"CI0001\"; warning: HAProxy's maxconn 50 exceeds the service's Max-Connections 10 |"),
+            "{text}"
+        );
+        let mut fits = sample::antivirus("icap://a/avscan");
+        if let Some(c) = fits.observed.capacity.as_mut() {
+            c.maxconn = Some(10);
+        }
+        assert_eq!(
+            output(&[fits], Thresholds::default(), &mut String::new()),
+            OK
         );
     }
 

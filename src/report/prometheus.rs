@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::outcome::Outcome;
+use crate::outcome::{Capacity, Outcome};
 
 /// A label value: outside text escaped first (so a control character is
 /// `\x1b`, not a raw byte), then the exposition format's escapes.
@@ -24,6 +24,11 @@ pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
         )
     };
     let mut metric = |name: &str, help: &str, rows: Vec<String>| {
+        // What only some checks observe (capacity, the canary) is left out
+        // when no check did.
+        if rows.is_empty() && name.starts_with("icap_") {
+            return;
+        }
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} gauge");
         for row in rows {
@@ -77,6 +82,80 @@ pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
             .filter_map(|o| o.observed.status.map(|s| format!("{{{}}} {s}", labels(o))))
             .collect(),
     );
+    let capacity = |o: &Outcome, f: &dyn Fn(&Capacity) -> Option<u64>| {
+        o.observed
+            .capacity
+            .as_ref()
+            .and_then(f)
+            .map(|n| format!("{{{}}} {n}", labels(o)))
+    };
+    metric(
+        "icap_max_connections",
+        "The service's Max-Connections, from its OPTIONS answer.",
+        outcomes
+            .iter()
+            .filter_map(|o| capacity(o, &|c| c.max_connections))
+            .collect(),
+    );
+    metric(
+        "icap_options_ttl_seconds",
+        "The service's Options-TTL, from its OPTIONS answer.",
+        outcomes
+            .iter()
+            .filter_map(|o| capacity(o, &|c| c.options_ttl))
+            .collect(),
+    );
+    metric(
+        "icap_haproxy_maxconn",
+        "HAProxy's maxconn for the server (HAPROXY_SERVER_MAXCONN; 0 is no limit).",
+        outcomes
+            .iter()
+            .filter_map(|o| capacity(o, &|c| c.maxconn))
+            .collect(),
+    );
+    metric(
+        "icap_capacity_exceeded",
+        "1 if HAProxy's maxconn exceeds the service's Max-Connections or its current connections reached it, else 0; when both are known.",
+        outcomes
+            .iter()
+            .filter_map(|o| {
+                let c = o.observed.capacity.as_ref()?;
+                c.max_connections?;
+                c.maxconn.or(c.curconn)?;
+                Some(format!("{{{}}} {}", labels(o), u8::from(c.shortfall().is_some())))
+            })
+            .collect(),
+    );
+    metric(
+        "icap_service_info",
+        "The service's OPTIONS Service header and its ISTag (which changes with its signatures), as labels.",
+        outcomes
+            .iter()
+            .filter_map(|o| {
+                let service = o.observed.capacity.as_ref().and_then(|c| c.service.as_deref());
+                let istag = o.observed.istag.as_deref();
+                (service.is_some() || istag.is_some()).then(|| {
+                    format!(
+                        "{{{},service=\"{}\",istag=\"{}\"}} 1",
+                        labels(o),
+                        label_value(service.unwrap_or("")),
+                        label_value(istag.unwrap_or(""))
+                    )
+                })
+            })
+            .collect(),
+    );
+    metric(
+        "icap_canary_caught",
+        "1 if the service flagged the EICAR test file (--canary), else 0.",
+        outcomes
+            .iter()
+            .filter_map(|o| {
+                let caught = o.observed.canary.as_ref()?.caught;
+                Some(format!("{{{}}} {}", labels(o), u8::from(caught)))
+            })
+            .collect(),
+    );
 }
 
 #[cfg(test)]
@@ -119,6 +198,44 @@ mod test {
             text.contains(&format!("probe_status_code{{{labels}}} 200\n")),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 4);
+        // The ISTag, for alerts on signatures that stopped changing.
+        assert!(
+            text.contains(&format!(
+                "icap_service_info{{{labels},service=\"\",istag=\"\\\"CI0001\\\"\"}} 1\n"
+            )),
+            "{text}"
+        );
+        assert_eq!(text.matches("# TYPE").count(), 5);
+    }
+
+    #[test]
+    fn capacity_service_and_canary() {
+        let mut text = String::new();
+        exposition(
+            &[
+                sample::antivirus("icap://a/avscan"),
+                sample::refused("icap://b/echo"),
+            ],
+            &mut text,
+        );
+        let labels =
+            "target=\"icap://a/avscan\",backend=\"icap_pool\",server=\"icap01\",probe=\"OPTIONS\"";
+        for line in [
+            format!("icap_max_connections{{{labels}}} 10\n"),
+            format!("icap_options_ttl_seconds{{{labels}}} 3600\n"),
+            format!("icap_haproxy_maxconn{{{labels}}} 50\n"),
+            format!("icap_capacity_exceeded{{{labels}}} 1\n"),
+            format!("icap_service_info{{{labels},service=\"C-ICAP/0.5.10 server - Antivirus service\",istag=\"\\\"CI0001\\\"\"}} 1\n"),
+            format!("icap_canary_caught{{{labels}}} 1\n"),
+        ] {
+            assert!(text.contains(&line), "{line}{text}");
+        }
+        // Only the check that observed them has them.
+        assert_eq!(
+            text.matches("target=\"icap://b/echo\"").count(),
+            3,
+            "{text}"
+        );
+        assert_eq!(text.matches("# TYPE").count(), 10);
     }
 }

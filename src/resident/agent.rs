@@ -182,8 +182,8 @@ pub fn reply(
 }
 
 /// The service's Max-Connections, when its OPTIONS answer had one.
-fn max_connections(_last: &Outcome) -> Option<u32> {
-    None
+fn max_connections(last: &Outcome) -> Option<u64> {
+    last.observed.capacity.as_ref()?.max_connections
 }
 
 /// 100% up to a quarter of the timeout, falling linearly to 10% at it.
@@ -474,6 +474,24 @@ mod test {
         let settings = crate::plan::test_settings(outcome(true).context, cadence);
         let table = Table::new(vec![settings], None);
         table.targets.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn maxconn_comes_from_max_connections() {
+        let t = target();
+        let mut s = t.lock_state().clone();
+        let mut o = outcome(true);
+        o.observed.capacity = Some(crate::outcome::Capacity {
+            max_connections: Some(40),
+            ..Default::default()
+        });
+        s.record(o, &t.cadence);
+        let extras = Extras {
+            maxconn: true,
+            weight: false,
+        };
+        let (_, text) = reply(&t, &s, Instant::now(), Instant::now(), extras);
+        assert!(text.starts_with("up maxconn:40 #"), "{text}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! binary against real servers (c-icap, HAProxy, openssl, Python's
 //! http.server) or our fault-injection server, all on loopback.
 
+mod canary;
 mod cicap;
 mod common;
 mod config;

@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::Write;
 use std::time::Duration;
 
+use super::canary::{self, Judged};
+use super::capacity;
 use super::chunked::{self, LAST_CHUNK, LAST_CHUNK_IEOF};
 use super::reader::{log_head, Progress, Response, ResponseReader};
 use super::request::{self, Address, Encapsulation, Method};
@@ -12,7 +14,7 @@ use super::response::{parse_encapsulated, Head, Section};
 use super::sample::{Body, Sample, CHUNK};
 use super::{IcapProbe, Preview};
 use crate::net::{Connection, Deadline};
-use crate::outcome::{Failure, Healthy, Observed, Phase, Verdict};
+use crate::outcome::{Canary, Capacity, Failure, Healthy, Observed, Phase, Verdict};
 use crate::text::{describe_io, escape};
 
 /// While sending a body, how long one write may wait for room in the socket
@@ -39,33 +41,136 @@ fn exchange(
         uri: &check.uri,
         host: &check.host,
     };
-    if check.method == Method::Options {
-        let head = options(conn, &to, false)?;
+    // With a canary to follow, the server is asked to keep the connection.
+    let keep_alive = check.canary.is_some();
+    let mut service_preview = None;
+    let mut options_head = None;
+    if check.method == Method::Options || check.preview == Preview::Auto {
+        let head = options(conn, &to, keep_alive || check.method != Method::Options)?;
         observe(observed, &head);
-        return judge_options(&head, check.require_method.as_deref());
+        service_preview = head
+            .headers
+            .get("Preview")
+            .and_then(|p| p.trim().parse().ok());
+        options_head = Some(head);
     }
-    let preview = match check.preview {
-        Preview::Off => None,
-        Preview::Bytes(n) => Some(n),
-        Preview::Auto => {
-            let head = options(conn, &to, true)?;
-            observe(observed, &head);
-            let required = check
-                .require_method
-                .as_deref()
-                .unwrap_or(check.method.as_str());
-            judge_options(&head, Some(required))?;
-            let preview = head
-                .headers
-                .get("Preview")
-                .and_then(|p| p.trim().parse().ok());
-            log::debug!("service preview: {preview:?}");
-            if !reusable(&head) {
-                let timings = conn.timings;
-                *conn = Connection::open(&check.endpoint, check.tls.as_ref(), deadline)?;
-                conn.timings = timings;
+    observe_capacity(check, observed, options_head.as_ref());
+    let (healthy, preview, reusable) = match &options_head {
+        Some(head) if check.method == Method::Options => (
+            judge_options(head, check.require_method.as_deref())?,
+            service_preview,
+            reusable(head),
+        ),
+        _ => own_modify(
+            check,
+            deadline,
+            conn,
+            observed,
+            options_head.as_ref(),
+            service_preview,
+        )?,
+    };
+    let healthy = judge_capacity(check, observed, healthy)?;
+    if check.canary.is_none() {
+        return Ok(healthy);
+    }
+    let timings = conn.timings;
+    let judged = canary(check, deadline, conn, reusable, preview);
+    // The phases are those of the check's own request; total covers both.
+    conn.timings = timings;
+    let (method, response, unchanged) = judged.map_err(|f| match f {
+        Failure::Timeout(_) => Failure::Timeout(Phase::Canary),
+        Failure::Connect(why) => Failure::Connect(format!("EICAR canary: {why}")),
+        Failure::Protocol(why) => Failure::Protocol(format!("EICAR canary: {why}")),
+        Failure::Tls(why) => Failure::Tls(format!("EICAR canary: {why}")),
+        other => other,
+    })?;
+    let judged = canary::judge(method, &response, unchanged);
+    log::info!(
+        "canary {method}: {}",
+        match &judged {
+            Judged::Caught { threat, how } => format!(
+                "caught, {how}{}",
+                threat
+                    .as_deref()
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
+            ),
+            Judged::Missed(how) => format!("passed undetected ({how})"),
+            Judged::Failed(why) => why.clone(),
+        }
+    );
+    let status = response.head.status;
+    match judged {
+        Judged::Caught { threat, how } => {
+            let summary = format!(
+                "{}, EICAR caught: {}",
+                healthy.summary,
+                threat.as_deref().unwrap_or(&how)
+            );
+            observed.canary = Some(Canary {
+                caught: true,
+                threat,
+                status,
+                detail: how,
+            });
+            Ok(Healthy { summary })
+        }
+        Judged::Missed(how) => {
+            let why = format!("EICAR test file passed undetected ({how})");
+            observed.canary = Some(Canary {
+                caught: false,
+                threat: None,
+                status,
+                detail: how,
+            });
+            Err(Failure::Unhealthy(why))
+        }
+        Judged::Failed(why) => {
+            observed.canary = Some(Canary {
+                caught: false,
+                threat: None,
+                status,
+                detail: why.clone(),
+            });
+            Err(Failure::Unhealthy(format!("EICAR canary: {why}")))
+        }
+    }
+}
+
+/// The check's own RESPMOD or REQMOD, after its OPTIONS (`options_head`)
+/// when the preview comes from the service. Returns the verdict, the
+/// preview used, and whether the connection can carry another request.
+fn own_modify(
+    check: &mut IcapProbe,
+    deadline: Deadline,
+    conn: &mut Connection,
+    observed: &mut Observed,
+    options_head: Option<&Head>,
+    service_preview: Option<u64>,
+) -> Result<(Healthy, Option<u64>, bool), Failure> {
+    let to = Address {
+        uri: &check.uri,
+        host: &check.host,
+    };
+    let preview = match (check.preview, options_head) {
+        (Preview::Off, _) => None,
+        (Preview::Bytes(n), _) => Some(n),
+        (Preview::Auto, head) => {
+            if let Some(head) = head {
+                let required = check
+                    .require_method
+                    .as_deref()
+                    .unwrap_or(check.method.as_str());
+                judge_options(head, Some(required))?;
+                log::debug!("service preview: {service_preview:?}");
+                if !reusable(head) {
+                    let timings = conn.timings;
+                    *conn = Connection::open(&check.endpoint, check.tls.as_ref(), deadline)?;
+                    conn.timings = timings;
+                }
             }
-            preview
+            service_preview
         }
     };
     let Some(body) = check.body.as_mut() else {
@@ -81,18 +186,113 @@ fn exchange(
     let mut sink = BodySink {
         output,
         error: None,
+        compare: None,
     };
-    let response = modify(conn, &to, check.method, body, preview, &mut sink)?;
+    let keep_alive = check.canary.is_some();
+    let (response, whole) = modify(
+        conn,
+        &to,
+        check.method,
+        body,
+        preview,
+        &mut sink,
+        keep_alive,
+    )?;
     observe(observed, &response.head);
     if let Some(why) = sink.error {
         return Err(Failure::Usage(why));
     }
-    judge_modify(check.method, &response)
+    let healthy = judge_modify(check.method, &response)?;
+    // Reused only when the exchange ended cleanly: the whole request sent,
+    // the whole answer read, nothing after it, the server not closing.
+    let reusable = keep_alive
+        && whole
+        && !response.head.headers.lists("Connection", "close")
+        && conn.buffered().is_empty()
+        && !conn.at_eof();
+    Ok((healthy, preview, reusable))
+}
+
+/// The detection canary: the EICAR test file on the same connection when
+/// the server kept it, else on a new one. Returns the method it went as,
+/// the answer, and whether the file came back unchanged.
+fn canary(
+    check: &mut IcapProbe,
+    deadline: Deadline,
+    conn: &mut Connection,
+    reusable: bool,
+    preview: Option<u64>,
+) -> Result<(Method, Response, bool), Failure> {
+    let method = check.canary_method();
+    let Some(body) = check.canary.as_mut() else {
+        return Err(Failure::Usage("no canary configured".into()));
+    };
+    if reusable {
+        log::debug!("canary: on the same connection");
+    } else {
+        log::debug!("canary: on a new connection (the server did not keep the first)");
+        *conn = Connection::open(&check.endpoint, check.tls.as_ref(), deadline)?;
+    }
+    let to = Address {
+        uri: &check.uri,
+        host: &check.host,
+    };
+    let mut sink = BodySink {
+        output: None,
+        error: None,
+        compare: Some(Compare {
+            expected: canary::eicar(),
+            seen: 0,
+            same: true,
+        }),
+    };
+    let (response, _) = modify(conn, &to, method, body, preview, &mut sink, false)?;
+    let unchanged = sink
+        .compare
+        .is_some_and(|c| c.same && c.seen == canary::LEN);
+    Ok((method, response, unchanged))
 }
 
 fn observe(observed: &mut Observed, head: &Head) {
     observed.status = Some(head.status);
     observed.istag = head.headers.get("ISTag").map(escape);
+}
+
+/// The service's numbers from its OPTIONS answer (when one was read) beside
+/// HAProxy's; `-v` says what is known.
+fn observe_capacity(check: &IcapProbe, observed: &mut Observed, options: Option<&Head>) {
+    let capacity = match options {
+        Some(head) => capacity::from_options(head, check.maxconn, check.curconn),
+        None if check.maxconn.is_some() || check.curconn.is_some() || check.require_capacity => {
+            Capacity {
+                maxconn: check.maxconn,
+                curconn: check.curconn,
+                ..Capacity::default()
+            }
+        }
+        None => return,
+    };
+    if log::log_enabled!(log::Level::Info) {
+        log::info!("capacity: {}", capacity::describe(&capacity));
+        if let Some(why) = capacity.shortfall() {
+            log::warn!("capacity: {why}");
+        }
+    }
+    observed.capacity = Some(capacity);
+}
+
+/// `--require-capacity` fails a check whose server HAProxy may load past
+/// the service's Max-Connections; otherwise the shortfall is only reported.
+fn judge_capacity(check: &IcapProbe, observed: &Observed, healthy: Healthy) -> Verdict {
+    let Some(why) = observed.capacity.as_ref().and_then(Capacity::shortfall) else {
+        return Ok(healthy);
+    };
+    if check.require_capacity {
+        return Err(Failure::Unhealthy(why));
+    }
+    Ok(Healthy {
+        summary: format!("{}; warning: {why}", healthy.summary),
+    })
 }
 
 /// Whether the connection can carry the next request after an OPTIONS reply.
@@ -146,14 +346,34 @@ pub fn judge_options(head: &Head, require_method: Option<&str>) -> Verdict {
     })
 }
 
-/// Where the adapted body goes: `--output`, or nowhere.
+/// Where the adapted body goes: `--output`, or nowhere; for the canary,
+/// compared with the file sent.
 struct BodySink {
     output: Option<(File, String)>,
     error: Option<String>,
+    compare: Option<Compare>,
+}
+
+/// Whether the body coming back is the canary's file, byte for byte.
+struct Compare {
+    expected: [u8; canary::LEN],
+    seen: usize,
+    same: bool,
+}
+
+impl Compare {
+    fn feed(&mut self, data: &[u8]) {
+        let end = self.seen.saturating_add(data.len());
+        self.same = self.same && self.expected.get(self.seen..end) == Some(data);
+        self.seen = end;
+    }
 }
 
 impl BodySink {
     fn write(&mut self, data: &[u8]) {
+        if let Some(compare) = self.compare.as_mut() {
+            compare.feed(data);
+        }
         if let (Some((file, name)), None) = (self.output.as_mut(), &self.error) {
             if let Err(e) = file.write_all(data) {
                 self.error = Some(format!(
@@ -168,6 +388,7 @@ impl BodySink {
 
 /// Sends a RESPMOD or REQMOD with its body, honouring the preview, while
 /// reading the answer: the request is cut short once the answer is complete.
+/// Returns the answer, and whether the whole request was sent.
 fn modify(
     conn: &mut Connection,
     to: &Address<'_>,
@@ -175,7 +396,8 @@ fn modify(
     body: &mut Body,
     preview: Option<u64>,
     sink: &mut BodySink,
-) -> Result<Response, Failure> {
+    keep_alive: bool,
+) -> Result<(Response, bool), Failure> {
     let (len, content_type) = (body.len, body.content_type);
     let sample = &mut body.sample()?;
     let message = match method {
@@ -184,7 +406,7 @@ fn modify(
     };
     // With --output the body is wanted back, so "unchanged" (204) is not offered.
     let allow_204 = sink.output.is_none();
-    let mut out = request::modify(method, to, &message, preview, allow_204);
+    let mut out = request::modify(method, to, &message, preview, allow_204, keep_alive);
     log_head(">", &out);
     let mut reader = ResponseReader::new(method, sink.output.is_some());
     if sink.output.is_none() {
@@ -195,6 +417,7 @@ fn modify(
         conn,
         reader: &mut reader,
         sink,
+        cut_short: false,
     };
     let answered = match preview {
         Some(n) => {
@@ -228,8 +451,12 @@ fn modify(
         x.conn.mark_sent();
     }
     x.receive(Phase::Receive)?;
+    // A final answer right after a preview ends the request as the
+    // protocol has it; one that stopped the sending leaves it half sent.
+    let whole = !x.cut_short;
     reader
         .into_response()
+        .map(|r| (r, whole))
         .ok_or_else(|| Failure::Protocol("incomplete response".into()))
 }
 
@@ -238,6 +465,8 @@ struct Exchange<'c, 'r, 's> {
     conn: &'c mut Connection,
     reader: &'r mut ResponseReader,
     sink: &'s mut BodySink,
+    /// The answer ended the sending before the request was all written.
+    cut_short: bool,
 }
 
 impl Exchange<'_, '_, '_> {
@@ -302,6 +531,7 @@ impl Exchange<'_, '_, '_> {
             }
         }
         out.clear();
+        self.cut_short |= stopped;
         Ok(stopped)
     }
 

@@ -1,8 +1,12 @@
 //! The ICAP probe (RFC 3507), spoken by our own code: wire formats as pure
 //! functions ([`request`], [`response`], [`chunked`]), the response as a
-//! sans-IO state machine ([`reader`]), the body sent ([`sample`]), and the
-//! exchange over a connection with its verdict rules ([`exchange`]).
+//! sans-IO state machine ([`reader`]), the body sent ([`sample`]), the
+//! exchange over a connection with its verdict rules ([`exchange`]), the
+//! detection canary's file and catch rules ([`canary`]), and what OPTIONS
+//! says of the service's capacity ([`capacity`]).
 
+pub mod canary;
+pub mod capacity;
 pub mod chunked;
 pub mod exchange;
 pub mod reader;
@@ -50,6 +54,20 @@ pub struct IcapArgs {
     /// reqmod and --preview auto, the method sent is always required
     #[arg(long, value_enum, ignore_case = true, value_name = "METHOD")]
     pub require_method: Option<RequiredMethod>,
+
+    /// Also send the EICAR antivirus test file, after the check's own request (on the same
+    /// connection when the server keeps it open), as a RESPMOD (a REQMOD with --method reqmod),
+    /// and require the service to flag it: an antivirus that lets everything through is down.
+    /// The file is built in memory, never stored as its bytes [default: off]
+    #[arg(long)]
+    pub canary: bool,
+
+    /// Unhealthy when HAProxy's maxconn for the server (HAPROXY_SERVER_MAXCONN; 0 is no limit)
+    /// exceeds the service's OPTIONS Max-Connections, or its current connections
+    /// (HAPROXY_SERVER_CURCONN) have reached it. Needs an OPTIONS request: --method options, or
+    /// --preview auto [default: off; reported, not judged]
+    #[arg(long)]
+    pub require_capacity: bool,
 }
 
 /// How many body bytes go before waiting for `100 Continue`.
@@ -135,6 +153,12 @@ pub struct IcapProbe {
     /// The body of a RESPMOD or REQMOD.
     pub body: Option<Body>,
     pub output: Option<Output>,
+    /// The detection canary's body (`--canary`).
+    pub canary: Option<Body>,
+    /// HAProxy's maxconn and current connections for the server.
+    pub maxconn: Option<u64>,
+    pub curconn: Option<u64>,
+    pub require_capacity: bool,
 }
 
 impl IcapProbe {
@@ -174,6 +198,21 @@ impl IcapProbe {
                     )));
                 }
             }
+        }
+        // Capacity comes from OPTIONS, which --preview N or off does not send.
+        let preview = a.preview.unwrap_or(if a.output.is_some() {
+            Preview::Off
+        } else {
+            Preview::Auto
+        });
+        if a.require_capacity
+            && (spec.typed)("require_capacity")
+            && method != Method::Options
+            && preview != Preview::Auto
+        {
+            return Err(Failure::Usage(
+                "--require-capacity needs the OPTIONS request that --preview N or off skips: use --preview auto".into(),
+            ));
         }
         let body = match (method, &a.file) {
             (Method::Options, _) => None,
@@ -219,19 +258,34 @@ impl IcapProbe {
             require_method: a.require_method.map(|m| m.as_str().to_string()),
             // A server may answer 204 after a preview even without Allow: 204
             // (RFC 3507 4.5); --output wants the body back, so no preview by default.
-            preview: a.preview.unwrap_or(if a.output.is_some() {
-                Preview::Off
-            } else {
-                Preview::Auto
-            }),
+            preview,
             body,
             output,
+            canary: a.canary.then(Body::canary),
+            maxconn: spec.maxconn,
+            curconn: spec.curconn,
+            require_capacity: a.require_capacity,
         })
     }
 
     pub fn target(&self) -> String {
         let scheme = if self.tls.is_some() { "icaps" } else { "icap" };
         self.endpoint.url(scheme, &format!("/{}", self.service))
+    }
+
+    /// The method the canary goes as: the check's own when it carries a
+    /// body, RESPMOD after an OPTIONS check.
+    pub fn canary_method(&self) -> Method {
+        match self.method {
+            Method::Reqmod => Method::Reqmod,
+            _ => Method::Respmod,
+        }
+    }
+
+    /// Whether an OPTIONS request is sent, from which the service's
+    /// capacity is learnt.
+    pub fn sends_options(&self) -> bool {
+        self.method == Method::Options || self.preview == Preview::Auto
     }
 
     /// Whether the check reads and writes no file.
@@ -260,6 +314,34 @@ impl IcapProbe {
                 "adapted body saved to {}",
                 escape(&output.path.display().to_string())
             ));
+        }
+        if self.canary.is_some() {
+            parts.push(format!(
+                "then the EICAR canary ({} bytes, built in memory) as a {}, which must be flagged: \
+                 ICAP 403, an HTTP status other than 2xx inside ICAP 200, the file replaced, or a \
+                 header {} (201 too); 204 or the file back unchanged is unhealthy",
+                canary::LEN,
+                self.canary_method(),
+                canary::FLAG_HEADERS.join(", ")
+            ));
+        }
+        if self.maxconn.is_some() || self.curconn.is_some() || self.require_capacity {
+            let known = |v: Option<u64>| v.map_or_else(|| "unknown".to_string(), |n| n.to_string());
+            let haproxy = match (self.maxconn, self.curconn) {
+                (Some(0), cur) => format!("HAProxy's maxconn 0 (no limit), curconn {}", known(cur)),
+                (max, cur) => format!("HAProxy's maxconn {}, curconn {}", known(max), known(cur)),
+            };
+            let service = if self.sends_options() {
+                "against the service's Max-Connections from OPTIONS"
+            } else {
+                "the service's Max-Connections unknown: no OPTIONS is sent with this --preview"
+            };
+            let judged = if self.require_capacity {
+                "required"
+            } else {
+                "reported"
+            };
+            parts.push(format!("capacity {judged}: {haproxy} {service}"));
         }
         parts.join(", ")
     }

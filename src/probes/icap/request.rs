@@ -100,13 +100,15 @@ impl Encapsulation {
 
 /// RESPMOD or REQMOD up to the start of the chunked body. `preview` is the
 /// number of body bytes sent before waiting for `100 Continue`; `allow_204`
-/// lets the server answer "unchanged" without sending the body back.
+/// lets the server answer "unchanged" without sending the body back;
+/// `keep_alive` leaves the connection open for a request that follows.
 pub fn modify(
     method: Method,
     to: &Address<'_>,
     message: &Encapsulation,
     preview: Option<u64>,
     allow_204: bool,
+    keep_alive: bool,
 ) -> Vec<u8> {
     let mut out = request_line(method, to);
     if allow_204 {
@@ -115,7 +117,9 @@ pub fn modify(
     if let Some(n) = preview {
         out.extend_from_slice(format!("Preview: {n}\r\n").as_bytes());
     }
-    out.extend_from_slice(b"Connection: close\r\n");
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
     out.extend_from_slice(
         format!("Encapsulated: {}\r\n\r\n", message.encapsulated_header()).as_bytes(),
     );
@@ -160,10 +164,12 @@ mod test {
     #[test]
     fn respmod_offsets_match_the_sections() {
         let message = Encapsulation::respmod(607, "application/pdf");
-        let req = modify(Method::Respmod, &TO, &message, Some(1024), true);
+        let req = modify(Method::Respmod, &TO, &message, Some(1024), true, false);
         let text = String::from_utf8(req.clone()).unwrap();
         assert!(text.starts_with("RESPMOD icap://127.0.0.1:1344/echo ICAP/1.0\r\n"));
-        assert!(text.contains("Allow: 204\r\nPreview: 1024\r\n"));
+        assert!(text.contains("Allow: 204\r\nPreview: 1024\r\nConnection: close\r\n"));
+        let kept = modify(Method::Respmod, &TO, &message, None, true, true);
+        assert!(!String::from_utf8(kept).unwrap().contains("Connection"));
         let icap_head_end = text.find("\r\n\r\n").unwrap() + 4;
         let value = text
             .lines()
@@ -186,7 +192,8 @@ mod test {
     #[test]
     fn reqmod_has_a_request_body() {
         let message = Encapsulation::reqmod(10, "application/pdf");
-        let req = String::from_utf8(modify(Method::Reqmod, &TO, &message, None, false)).unwrap();
+        let req =
+            String::from_utf8(modify(Method::Reqmod, &TO, &message, None, false, false)).unwrap();
         assert!(!req.contains("Allow: 204"));
         assert!(!req.contains("Preview"));
         let expected = format!(

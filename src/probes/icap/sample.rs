@@ -32,6 +32,8 @@ enum Source {
     Memory(&'static [u8]),
     /// A file read once (the resident mode: no file I/O on a check's path).
     Shared(std::sync::Arc<[u8]>),
+    /// The EICAR test file, rebuilt for each check (see [`super::canary`]).
+    Canary,
     /// A file: opened when configured (so errors are found before anything
     /// is sent), opened again for each later check.
     File {
@@ -47,6 +49,16 @@ impl Body {
             len: EMBEDDED_PDF.len() as u64,
             content_type: "application/pdf",
             name: "embedded sample PDF".into(),
+        }
+    }
+
+    /// The detection canary's body: the EICAR test file.
+    pub fn canary() -> Body {
+        Body {
+            source: Source::Canary,
+            len: super::canary::LEN as u64,
+            content_type: "application/octet-stream",
+            name: "EICAR test file".into(),
         }
     }
 
@@ -95,7 +107,10 @@ impl Body {
 
     /// Read from memory: nothing can block it.
     pub fn in_memory(&self) -> bool {
-        matches!(self.source, Source::Memory(_) | Source::Shared(_))
+        matches!(
+            self.source,
+            Source::Memory(_) | Source::Shared(_) | Source::Canary
+        )
     }
 
     /// The file read into memory now, once, for every check to come.
@@ -116,6 +131,7 @@ impl Body {
         let reader: Box<dyn Read + Send> = match &mut self.source {
             Source::Memory(bytes) => Box::new(*bytes),
             Source::Shared(bytes) => Box::new(std::io::Cursor::new(bytes.clone())),
+            Source::Canary => Box::new(io::Cursor::new(super::canary::eicar())),
             Source::File { path, opened } => match opened.take() {
                 Some(file) => Box::new(file),
                 None => Box::new(File::open(&*path).map_err(|e| {

@@ -2,6 +2,7 @@
 //! (Debian's c-icap) started on a free loopback port and stopped on drop.
 //! A missing server is a failure, never a skip: `tests/run` installs them.
 
+pub mod clamav;
 pub mod dribble;
 pub mod fault;
 pub mod haproxy;
@@ -254,7 +255,7 @@ impl Drop for FullBacklog {
 }
 
 pub const C_ICAP: &str = "/usr/bin/c-icap";
-const C_ICAP_MODULES: &str = "/usr/lib/x86_64-linux-gnu/c_icap";
+pub const C_ICAP_MODULES: &str = "/usr/lib/x86_64-linux-gnu/c_icap";
 
 /// Debian's c-icap server with its `echo` service, on 127.0.0.1 and a free port.
 pub struct CIcap {
