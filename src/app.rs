@@ -36,7 +36,7 @@ pub fn run(argv: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> u8 {
             return report::usage_code(e.nagios);
         }
     };
-    if arguments.cli.run.agent_listen.is_some() {
+    if arguments.cli.run.agent_listen.is_some() || arguments.cli.run.metrics_listen.is_some() {
         return crate::resident::run(*arguments, kept, env);
     }
     let cli = arguments.cli.clone();

@@ -157,6 +157,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
     pub agent_listen: Option<std::net::SocketAddr>,
 
+    /// Resident mode: serve the targets' state on ADDR:PORT (a port alone: 127.0.0.1): Prometheus
+    /// metrics at /metrics, one target's at /probe?target=BACKEND/SERVER, a status page at /.
+    /// Turns the resident mode on by itself (monitoring only) or beside --agent-listen
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_listen)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Resident mode: add `maxconn:N` to agent replies, N the service's OPTIONS Max-Connections
     /// [default: off]
     #[arg(long)]
@@ -538,6 +544,7 @@ mod test {
                 "repeat",
                 "interval",
                 "agent_listen",
+                "metrics_listen",
                 "agent_maxconn",
                 "agent_weight",
                 "help",

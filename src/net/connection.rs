@@ -226,6 +226,8 @@ pub struct Connection {
     stream: Channel,
     /// Phases this connection went through; the probe copies them out.
     pub timings: Timings,
+    /// With TLS: when the server's certificate expires (seconds since 1970).
+    pub cert_not_after: Option<i64>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -262,9 +264,15 @@ impl Connection {
                 Some(Box::new(conn))
             }
         };
+        let cert_not_after = tls.as_ref().and_then(|c| {
+            c.peer_certificates()?
+                .first()
+                .and_then(|leaf| tls::der::not_after(leaf))
+        });
         Ok(Connection {
             stream: Channel { sock, tls },
             timings,
+            cert_not_after,
             buf: vec![0; FIRST_READ],
             start: 0,
             end: 0,

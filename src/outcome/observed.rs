@@ -53,6 +53,8 @@ pub struct Observed {
     pub capacity: Option<Capacity>,
     /// The detection canary's result, when it ran (`--canary`).
     pub canary: Option<Canary>,
+    /// With TLS: when the server's certificate expires (seconds since 1970).
+    pub cert_not_after: Option<i64>,
 }
 
 /// What the detection canary (`--canary`, the EICAR test file) came to,

@@ -142,7 +142,7 @@ pub fn resolve(
         tls,
         typed: &is_typed,
         dry_run: explain,
-        resident: options.run.agent_listen.is_some(),
+        resident: options.run.agent_listen.is_some() || options.run.metrics_listen.is_some(),
         maxconn: target.maxconn,
         curconn: target.curconn,
     };

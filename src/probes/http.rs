@@ -273,6 +273,7 @@ impl HttpProbe {
         let verdict = exchange(self, deadline, &state);
         let shared = lock(&state);
         observed.timings = shared.timings;
+        observed.cert_not_after = shared.cert_not_after;
         observed.status = shared.status;
         verdict
     }
@@ -287,6 +288,7 @@ struct Shared {
     status: Option<u16>,
     /// The answer's head has been read: what is read now is its body.
     head_read: bool,
+    cert_not_after: Option<i64>,
 }
 
 type SharedState = Arc<Mutex<Shared>>;
@@ -460,7 +462,11 @@ impl Connector<()> for ProbeConnector {
     ) -> Result<Option<ProbeTransport>, ureq::Error> {
         match Connection::open(&self.endpoint, self.tls.as_ref(), self.deadline) {
             Ok(conn) => {
-                lock(&self.state).timings = conn.timings;
+                {
+                    let mut shared = lock(&self.state);
+                    shared.timings = conn.timings;
+                    shared.cert_not_after = conn.cert_not_after;
+                }
                 Ok(Some(ProbeTransport {
                     conn,
                     tls: self.tls.is_some(),

@@ -68,6 +68,7 @@ impl TcpProbe {
         let mut conn = Connection::open(&self.endpoint, self.tls.as_ref(), deadline)?;
         let verdict = exchange(self, &mut conn);
         observed.timings = conn.timings;
+        observed.cert_not_after = conn.cert_not_after;
         verdict
     }
 }

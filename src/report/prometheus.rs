@@ -1,39 +1,83 @@
-//! Prometheus text exposition, for node_exporter's textfile collector.
+//! Prometheus text exposition: the one encoder of `--format prometheus`
+//! (for node_exporter's textfile collector) and of the resident mode's
+//! `/metrics`. Every per-check family is labelled `target`, `backend`,
+//! `server`, `probe` ([`labels`]), the same set everywhere.
 
 use std::fmt::Write;
 
-use crate::outcome::{Capacity, Outcome};
+use crate::outcome::{Capacity, Context, Outcome};
 
 /// A label value: outside text escaped first (so a control character is
 /// `\x1b`, not a raw byte), then the exposition format's escapes.
-fn label_value(text: &str) -> String {
+pub fn label_value(text: &str) -> String {
     crate::text::escape_all(text)
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
 }
 
-/// Text exposition for node_exporter's textfile collector.
-pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
-    let labels = |o: &Outcome| {
-        format!(
-            "target=\"{}\",backend=\"{}\",server=\"{}\",probe=\"{}\"",
-            label_value(&o.context.target),
-            label_value(o.context.backend.as_deref().unwrap_or("")),
-            label_value(o.context.server.as_deref().unwrap_or("")),
-            label_value(&o.context.probe)
-        )
+/// `target="...",backend="...",server="...",probe="..."`
+pub fn labels(c: &Context) -> String {
+    format!(
+        "target=\"{}\",backend=\"{}\",server=\"{}\",probe=\"{}\"",
+        label_value(&c.target),
+        label_value(c.backend.as_deref().unwrap_or("")),
+        label_value(c.server.as_deref().unwrap_or("")),
+        label_value(&c.probe)
+    )
+}
+
+/// A family's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+/// Writes one family: its HELP and TYPE, then its samples (each
+/// `name{labels} value`, already formatted). A family only some checks
+/// have (`optional`) is left out when it has no sample.
+pub fn family(
+    out: &mut dyn Write,
+    name: &str,
+    kind: Kind,
+    help: &str,
+    optional: bool,
+    samples: impl IntoIterator<Item = String>,
+) {
+    let mut samples = samples.into_iter().peekable();
+    if optional && samples.peek().is_none() {
+        return;
+    }
+    let kind = match kind {
+        Kind::Gauge => "gauge",
+        Kind::Counter => "counter",
+        Kind::Histogram => "histogram",
     };
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for sample in samples {
+        let _ = writeln!(out, "{sample}");
+    }
+}
+
+/// `--format prometheus`: the families of the checks' outcomes.
+pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
+    let all: Vec<&Outcome> = outcomes.iter().collect();
+    outcome_families(&all, out);
+}
+
+/// The families every check's outcome has (or, for some, may have), over
+/// `outcomes`: what `--format prometheus` prints, and the part of
+/// `/metrics` about each target's last check.
+pub fn outcome_families(outcomes: &[&Outcome], out: &mut dyn Write) {
+    let labels = |o: &Outcome| labels(&o.context);
     let mut metric = |name: &str, help: &str, rows: Vec<String>| {
         // What only some checks observe (capacity, the canary) is left out
         // when no check did.
-        if rows.is_empty() && name.starts_with("icap_") {
-            return;
-        }
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for row in rows {
-            let _ = writeln!(out, "{name}{row}");
-        }
+        let rows = rows.into_iter().map(|row| format!("{name}{row}"));
+        let optional = name.starts_with("icap_") || name.starts_with("probe_ssl");
+        family(out, name, Kind::Gauge, help, optional, rows);
     };
     metric(
         "probe_success",
@@ -142,6 +186,17 @@ pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
                         label_value(istag.unwrap_or(""))
                     )
                 })
+            })
+            .collect(),
+    );
+    metric(
+        "probe_ssl_earliest_cert_expiry",
+        "When the server's certificate expires, seconds since 1970 (TLS checks).",
+        outcomes
+            .iter()
+            .filter_map(|o| {
+                let at = o.observed.cert_not_after?;
+                Some(format!("{{{}}} {at}", labels(o)))
             })
             .collect(),
     );

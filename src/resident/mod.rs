@@ -13,6 +13,9 @@
 pub mod agent;
 pub mod checker;
 pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod page;
 pub mod table;
 
 use std::ffi::OsString;
@@ -36,9 +39,6 @@ pub fn run(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> u8 {
     let cli = arguments.cli.clone();
-    let Some(addr) = cli.run.agent_listen else {
-        return ExitStatus::Usage.code();
-    };
     let settings = match ready(arguments) {
         Ok(s) => s,
         Err(f) => {
@@ -46,13 +46,23 @@ pub fn run(
             return ExitStatus::Usage.code();
         }
     };
-    let listener = match TcpListener::bind(addr) {
+    let bind = |addr: Option<std::net::SocketAddr>, flag: &str| match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr)
+            .map(|l| Some((l, addr)))
+            .map_err(|e| {
+                Failure::Usage(format!(
+                    "--{flag} {addr}: cannot listen: {}",
+                    crate::text::describe_io(&e)
+                ))
+            }),
+    };
+    let listeners = bind(cli.run.agent_listen, "agent-listen")
+        .and_then(|a| Ok((a, bind(cli.run.metrics_listen, "metrics-listen")?)));
+    let (agent, metrics) = match listeners {
         Ok(l) => l,
-        Err(e) => {
-            report::usage_error(&Failure::Usage(format!(
-                "--agent-listen {addr}: cannot listen: {}",
-                crate::text::describe_io(&e)
-            )));
+        Err(f) => {
+            report::usage_error(&f);
             return ExitStatus::Usage.code();
         }
     };
@@ -70,27 +80,81 @@ pub fn run(
         }
     };
     let table = Arc::new(Table::new(settings, None));
+    let listening: Vec<String> = [("agent", &agent), ("metrics", &metrics)]
+        .iter()
+        .filter_map(|(what, l)| l.as_ref().map(|(_, addr)| format!("{what} on {addr}")))
+        .collect();
     log(&format!(
-        "checking {} targets; agent on {addr}",
-        table.targets.len()
+        "checking {} targets; {}",
+        table.targets.len(),
+        listening.join(", ")
     ));
     let checker = checker::Checker::start(table, on_change);
-    let extras = Extras {
-        maxconn: cli.run.agent_maxconn,
-        weight: cli.run.agent_weight,
-    };
     let counts = Arc::new(Counts::default());
-    {
+    let process = Arc::new(metrics::Process::new(counts.clone()));
+    if let Some((listener, _)) = agent {
+        let extras = Extras {
+            maxconn: cli.run.agent_maxconn,
+            weight: cli.run.agent_weight,
+        };
         let (table, counts) = (checker.table.clone(), counts.clone());
-        let spawned = std::thread::Builder::new()
-            .name("agent-listener".into())
-            .spawn(move || agent::serve(listener, table, extras, counts));
-        if let Err(e) = spawned {
-            report::usage_error(&Failure::Usage(format!("cannot start the agent: {e}")));
-            return ExitStatus::Usage.code();
-        }
+        spawn("agent-listener", move || {
+            agent::serve(listener, table, extras, counts)
+        });
     }
-    wait_for_signals(signals, &argv, env, &checker, &counts)
+    if let Some((listener, _)) = metrics {
+        let handler = web(checker.table.clone(), process.clone());
+        spawn("metrics-listener", move || http::serve(listener, handler));
+    }
+    wait_for_signals(signals, &argv, env, &checker, &process)
+}
+
+/// Starts a listener's thread; without it the process cannot do its job.
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(f) {
+        report::usage_error(&Failure::Usage(format!("cannot start the {name}: {e}")));
+        std::process::exit(i32::from(ExitStatus::Usage.code()));
+    }
+}
+
+/// The metrics listener's pages.
+fn web(
+    table: Arc<std::sync::RwLock<Arc<Table>>>,
+    process: Arc<metrics::Process>,
+) -> Arc<dyn Fn(&http::Request) -> http::Response + Send + Sync> {
+    Arc::new(move |req: &http::Request| {
+        let current = table
+            .read()
+            .map_or_else(|e| e.into_inner().clone(), |t| t.clone());
+        match req.path.as_str() {
+            "/metrics" => http::Response {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body: metrics::metrics(&current, &process).into_bytes(),
+            },
+            // Only a configured target: no query may make this process
+            // connect anywhere it was not configured to.
+            "/probe" => match http::query_value(&req.query, "target")
+                .and_then(|key| metrics::probe(&current, &key))
+            {
+                Some(text) => http::Response {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    body: text.into_bytes(),
+                },
+                None => http::Response::text(
+                    404,
+                    "unknown target: give target=BACKEND/SERVER (or the URL) of a configured target\n",
+                ),
+            },
+            "/" => http::Response {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: page::page(&current, std::time::SystemTime::now()).into_bytes(),
+            },
+            _ => http::Response::text(404, "not found: /, /metrics, /probe?target=...\n"),
+        }
+    })
 }
 
 /// The main thread's work: reload on SIGHUP, stop on SIGTERM/SIGINT.
@@ -99,14 +163,14 @@ fn wait_for_signals(
     argv: &[OsString],
     env: &dyn Fn(&str) -> Option<String>,
     checker: &checker::Checker,
-    counts: &Counts,
+    process: &metrics::Process,
 ) -> u8 {
     loop {
         for signal in signals.wait() {
             if signal != signal_hook::consts::SIGHUP {
                 let said: Vec<String> = agent::Said::ALL
                     .iter()
-                    .map(|s| format!("{} {}", s.name(), counts.get(*s)))
+                    .map(|s| format!("{} {}", s.name(), process.replies.get(*s)))
                     .collect();
                 log(&format!("stopping; agent replies: {}", said.join(", ")));
                 return 0;
@@ -124,15 +188,19 @@ fn wait_for_signals(
                         old.targets.len()
                     ));
                     checker.replace(table);
+                    process.reloaded(true);
                 }
-                Err(f) => log(&format!(
-                    "reload failed, still checking the {} targets loaded before: {}",
-                    old.targets.len(),
-                    match &f {
-                        Failure::Usage(why) => why.clone(),
-                        other => other.to_string(),
-                    }
-                )),
+                Err(f) => {
+                    process.reloaded(false);
+                    log(&format!(
+                        "reload failed, still checking the {} targets loaded before: {}",
+                        old.targets.len(),
+                        match &f {
+                            Failure::Usage(why) => why.clone(),
+                            other => other.to_string(),
+                        }
+                    ))
+                }
             }
         }
     }

@@ -38,6 +38,43 @@ pub struct State {
     pub changes: u64,
     /// Checks by exit code.
     pub checks: [u64; 7],
+    /// The checks' durations, in [`BUCKETS`].
+    pub durations: Histogram,
+    /// The last [`RECENT`] checks: duration (µs) and whether it passed.
+    pub recent: std::collections::VecDeque<(u32, bool)>,
+    /// The service's ISTag, and when it last changed.
+    pub istag: Option<String>,
+    pub istag_since: Option<SystemTime>,
+}
+
+/// How many checks the history (the status page's sparkline) keeps.
+pub const RECENT: usize = 40;
+
+/// Upper bounds of the duration histogram's buckets, in seconds.
+pub const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A histogram of durations: counts per bucket (not cumulative), sum, count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Histogram {
+    pub counts: [u64; BUCKETS.len() + 1],
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn add(&mut self, secs: f64) {
+        let i = BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(BUCKETS.len());
+        if let Some(c) = self.counts.get_mut(i) {
+            *c = c.saturating_add(1);
+        }
+        self.sum += secs;
+        self.count = self.count.saturating_add(1);
+    }
 }
 
 impl State {
@@ -50,6 +87,10 @@ impl State {
             since: SystemTime::now(),
             changes: 0,
             checks: [0; 7],
+            durations: Histogram::default(),
+            recent: std::collections::VecDeque::with_capacity(RECENT),
+            istag: None,
+            istag_since: None,
         }
     }
 
@@ -61,6 +102,19 @@ impl State {
         }
         let changed = self.tracker.record(outcome.verdict.is_ok(), cadence);
         let now = SystemTime::now();
+        let took = outcome.observed.timings.total;
+        self.durations.add(took.as_secs_f64());
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        let micros = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
+        self.recent.push_back((micros, outcome.verdict.is_ok()));
+        if let Some(tag) = &outcome.observed.istag {
+            if self.istag.as_ref() != Some(tag) {
+                self.istag = Some(tag.clone());
+                self.istag_since = Some(now);
+            }
+        }
         if changed.is_some() {
             self.since = now;
             self.changes = self.changes.saturating_add(1);

@@ -28,6 +28,7 @@ pub fn run(check: &mut IcapProbe, deadline: Deadline, observed: &mut Observed) -
     let mut conn = Connection::open(&check.endpoint, check.tls.as_ref(), deadline)?;
     let verdict = exchange(check, deadline, &mut conn, observed);
     observed.timings = conn.timings;
+    observed.cert_not_after = conn.cert_not_after;
     verdict
 }
 
