@@ -12,6 +12,7 @@ mod faults;
 mod formats;
 mod haproxy;
 mod http;
+mod messages;
 mod signals;
 mod tls;
 mod usage;

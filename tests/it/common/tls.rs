@@ -342,6 +342,40 @@ pub fn python_http(root: &Path) -> Listener {
     })
 }
 
+/// A TLS server (Python's ssl) that completes the handshake and then never
+/// reads, with a small receive buffer: a client sending a large body fills
+/// the socket and waits (loopback's buffers would otherwise take megabytes).
+pub fn tls_never_reads(cert: &Cert) -> Listener {
+    need(PYTHON, "python3");
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+held = []
+while True:
+    c, _ = s.accept()
+    try:
+        held.append(ctx.wrap_socket(c, server_side=True))
+    except OSError:
+        pass
+"#;
+    let (cert, key) = (cert.cert.clone(), cert.key.clone());
+    Listener::start("a TLS server that never reads", move |port| {
+        let mut c = Command::new(PYTHON);
+        c.arg("-c")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key);
+        c
+    })
+}
+
 /// A scripted HTTP server on a thread: each connection's request head is
 /// recorded and answered with what `answer` returns for it.
 pub struct FakeHttp {
