@@ -7,8 +7,9 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use super::send_state::SendState;
 use crate::net::{Endpoint, Host};
-use crate::outcome::Failure;
+use crate::outcome::{Failure, HaproxyState};
 use crate::probes::{self, Scheme, ICAP_PORT};
 use crate::text::escape;
 
@@ -30,6 +31,11 @@ pub struct Target {
     pub server: Option<String>,
     /// What `-v` and `--explain` should say of how the target was read.
     pub notes: Vec<String>,
+    /// The server's state in HAProxy, read from its runtime API.
+    pub haproxy_state: Option<HaproxyState>,
+    /// What `--send-state` can tell the server of itself; `None` when not
+    /// even its names are known.
+    pub send_state: Option<SendState>,
 }
 
 pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<Target, Failure> {
@@ -89,16 +95,55 @@ fn haproxy_form(
             "port 0 (the server line gives none): checking the ICAP port {ICAP_PORT}"
         ));
     }
+    let endpoint = parse_server(addr, port)?;
+    let backend = named("HAPROXY_PROXY_NAME");
+    let server = named("HAPROXY_SERVER_NAME");
+    let send_state = send_state(&endpoint, port, backend.as_deref(), server.as_deref(), env);
     Ok(Target {
         haproxy: true,
-        endpoint: parse_server(addr, port)?,
+        endpoint,
         url_path: None,
         scheme: None,
         server_ssl: server_ssl(env("HAPROXY_SERVER_SSL").as_deref())?,
-        backend: named("HAPROXY_PROXY_NAME"),
-        server: named("HAPROXY_SERVER_NAME"),
+        backend,
+        server,
         notes,
+        haproxy_state: None,
+        send_state,
     })
+}
+
+/// What HAProxy's variables tell of the server for `--send-state`: its
+/// names, address and port, and HAPROXY_SERVER_CURCONN/MAXCONN. Not its
+/// state or weight, which HAProxy does not pass to an external check.
+fn send_state(
+    endpoint: &Endpoint,
+    port: &str,
+    backend: Option<&str>,
+    server: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<SendState> {
+    let (backend, server) = (backend?, server?);
+    let count = |var: &str| env(var).as_deref().and_then(count_value);
+    let (address, port) = match endpoint {
+        Endpoint::Unix(_) => ("unix".to_string(), String::new()),
+        Endpoint::Tcp { host, .. } => (host.bare(), port.to_string()),
+    };
+    Some(SendState {
+        address: Some(address),
+        port: Some(port),
+        name: format!("{backend}/{server}"),
+        scur: count("HAPROXY_SERVER_CURCONN").zip(count("HAPROXY_SERVER_MAXCONN")),
+        ..SendState::default()
+    })
+}
+
+/// A count from HAProxy's variables: digits only.
+fn count_value(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 19 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// HAPROXY_SERVER_SSL, the server line's `ssl`: `1` or `0` (or unset).
@@ -252,6 +297,8 @@ fn parse_url(url: &str) -> Result<Target, Failure> {
         backend: None,
         server: None,
         notes: Vec::new(),
+        haproxy_state: None,
+        send_state: None,
     })
 }
 
@@ -407,6 +454,40 @@ mod test {
             parse(&[], &unix).unwrap().endpoint,
             Endpoint::Unix("/run/c.sock".into())
         );
+    }
+
+    #[test]
+    fn send_state_from_haproxys_variables() {
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "HAPROXY_PROXY_NAME" => "icap_pool",
+                    "HAPROXY_SERVER_NAME" => "icap01",
+                    "HAPROXY_SERVER_CURCONN" => "3",
+                    "HAPROXY_SERVER_MAXCONN" => "100",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let t = parse(&args(&["NOT_USED", "NOT_USED", "::1", "1344"]), &env).unwrap();
+        assert_eq!(
+            t.send_state.unwrap().header_with(Some("h")),
+            "address=::1; port=1344; name=icap_pool/icap01; node=h; scur=3/100"
+        );
+        let t = parse(
+            &args(&["NOT_USED", "NOT_USED", "/run/c.sock", "NOT_USED"]),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            t.send_state.unwrap().header_with(None),
+            "address=unix; port=; name=icap_pool/icap01; scur=3/100"
+        );
+        // Without the names nothing is known; a URL knows nothing either.
+        let t = parse(&args(&["NOT_USED", "NOT_USED", "::1", "1344"]), &no_env).unwrap();
+        assert_eq!(t.send_state, None);
+        assert_eq!(parse(&args(&["http://h/"]), &env).unwrap().send_state, None);
     }
 
     #[test]

@@ -28,10 +28,12 @@ pub struct Settings {
 }
 
 /// A check ready to run, or one that failed before it could (a usage error
-/// for that target: its outcome is reported with the others).
+/// for that target: its outcome is reported with the others), or a server
+/// listed but not probed (HAProxy has it in MAINT).
 pub enum Job {
     Ready(Box<Settings>),
     Failed(Arc<Context>, Failure),
+    Skipped(Arc<Context>),
 }
 
 /// A job with what `--explain` says of its settings.
@@ -45,7 +47,17 @@ impl Planned {
     pub fn settings(&self) -> Option<&Settings> {
         match &self.job {
             Job::Ready(s) => Some(s),
-            Job::Failed(..) => None,
+            Job::Failed(..) | Job::Skipped(_) => None,
+        }
+    }
+}
+
+impl Job {
+    /// Who the job is about.
+    pub fn context(&self) -> &Arc<Context> {
+        match self {
+            Job::Ready(s) => &s.context,
+            Job::Failed(c, _) | Job::Skipped(c) => c,
         }
     }
 }
@@ -65,24 +77,39 @@ pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
                 backend,
                 server,
                 shown,
+                haproxy_state,
                 prepared,
             } = t;
+            let context = || {
+                Arc::new(Context {
+                    haproxy: false,
+                    backend: backend.as_deref().map(escape_all),
+                    server: server.as_deref().map(escape_all),
+                    target: escape_all(&shown),
+                    probe: "-".into(),
+                    protocol: "ICAP",
+                    syslog: None,
+                    haproxy_state,
+                })
+            };
             let failed = |failure| Planned {
-                job: Job::Failed(
-                    Arc::new(Context {
-                        haproxy: false,
-                        backend: backend.as_deref().map(escape_all),
-                        server: server.as_deref().map(escape_all),
-                        target: escape_all(&shown),
-                        probe: "-".into(),
-                        protocol: "ICAP",
-                        syslog: None,
-                    }),
-                    failure,
-                ),
+                job: Job::Failed(context(), failure),
                 applied: None,
                 described: None,
             };
+            // Listed, not probed: named as the check would name it when its
+            // settings are valid, else by its address.
+            if haproxy_state.is_some_and(|s| !s.probed()) {
+                let resolved = prepared
+                    .ok()
+                    .and_then(|p| resolve(&p.options, &p.target, &p.typed, several, explain).ok());
+                planned.push(Planned {
+                    job: Job::Skipped(resolved.map_or_else(context, |s| s.context)),
+                    applied: None,
+                    described: None,
+                });
+                continue;
+            }
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(f) if arguments.pool => {
@@ -136,6 +163,12 @@ pub fn resolve(
         tls,
         typed: &is_typed,
         dry_run: explain,
+        send_state: options
+            .probe_args
+            .http
+            .send_state
+            .then(|| target.send_state.as_ref().map(|s| s.header()))
+            .flatten(),
     };
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {
@@ -150,6 +183,7 @@ pub fn resolve(
             probe: probe.name(),
             protocol: probe.protocol_label(),
             syslog: options.syslog(),
+            haproxy_state: target.haproxy_state,
         }),
         probe,
         verbose: options.verbose,

@@ -269,6 +269,9 @@ pub struct Spec<'a> {
     pub typed: &'a dyn Fn(&str) -> bool,
     /// Nothing will be sent (`--explain`): create no file.
     pub dry_run: bool,
+    /// `--send-state`: the `X-Haproxy-Server-State` value, when the server
+    /// is known well enough to build one.
+    pub send_state: Option<String>,
 }
 
 /// The connection's buffer must hold the largest head any parser

@@ -12,8 +12,11 @@ fn label_value(text: &str) -> String {
         .replace('"', "\\\"")
 }
 
-/// Text exposition for node_exporter's textfile collector.
-pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
+/// Text exposition for node_exporter's textfile collector. A server HAProxy
+/// has in MAINT was not probed: it has no `probe_*` samples, only its
+/// `icap_check_haproxy_state`.
+pub fn exposition(all: &[Outcome], out: &mut dyn Write) {
+    let outcomes: Vec<&Outcome> = all.iter().filter(|o| o.probed()).collect();
     let labels = |o: &Outcome| {
         format!(
             "target=\"{}\",backend=\"{}\",server=\"{}\",probe=\"{}\"",
@@ -38,6 +41,21 @@ pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
             .map(|o| format!("{{{}}} {}", labels(o), u8::from(o.verdict.is_ok())))
             .collect(),
     );
+    // Info style: one sample per server, its state a label, so that
+    // `probe_success == 0 and on(backend, server) icap_check_haproxy_state{state="UP"}`
+    // finds the servers HAProxy sends traffic to that fail.
+    if all.iter().any(|o| o.context.haproxy_state.is_some()) {
+        metric(
+            "icap_check_haproxy_state",
+            "HAProxy's state for the server, read from its runtime API (UP, DOWN, MAINT, DRAIN, NOLB).",
+            all.iter()
+                .filter_map(|o| {
+                    let state = o.context.haproxy_state?;
+                    Some(format!("{{{},state=\"{state}\"}} 1", labels(o)))
+                })
+                .collect(),
+        );
+    }
     metric(
         "probe_exit_code",
         "The check's exit code (0 healthy, 1 unhealthy, 2 usage, 3 connect, 4 timeout, 5 protocol, 6 TLS).",
@@ -120,5 +138,33 @@ mod test {
             "{text}"
         );
         assert_eq!(text.matches("# TYPE").count(), 4);
+        assert!(!text.contains("haproxy_state"), "{text}");
+    }
+
+    #[test]
+    fn haproxys_state_and_no_samples_for_what_was_not_probed() {
+        use crate::outcome::HaproxyState::Up;
+        let mut text = String::new();
+        exposition(
+            &[
+                sample::in_haproxy(sample::wraps_403("icap03"), Up),
+                sample::maint("icap04"),
+            ],
+            &mut text,
+        );
+        assert!(
+            text.contains("icap_check_haproxy_state{target=\"icap://10.0.0.7:1344/echo\",backend=\"icap_pool\",server=\"icap03\",probe=\"RESPMOD\",state=\"UP\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("server=\"icap04\",probe=\"OPTIONS\",state=\"MAINT\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("probe_success{target=\"icap://10.0.0.9"),
+            "{text}"
+        );
+        assert_eq!(text.matches("probe_success{").count(), 1, "{text}");
+        assert_eq!(text.matches("# TYPE").count(), 5);
     }
 }
