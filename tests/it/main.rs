@@ -11,6 +11,7 @@ mod faults;
 mod formats;
 mod haproxy;
 mod http;
+mod runtime_api;
 mod signals;
 mod tls;
 mod usage;
