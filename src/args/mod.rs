@@ -329,8 +329,13 @@ fn named_targets(
     sets.into_iter()
         .map(|args| {
             let shown = args.join(" ");
-            let prepared =
+            let mut prepared =
                 merging.merge(|| target::parse(args, env), backend.clone(), server.clone())?;
+            // Only now is it known whether `--send-state` (a setting the
+            // config file may hold) asks for what HAProxy's variables say.
+            if prepared.options.probe_args.http.send_state && prepared.target.haproxy {
+                prepared.target.send_state = target::haproxy_send_state(&prepared.target, env);
+            }
             Ok(TargetArgs {
                 backend: prepared.target.backend.clone(),
                 server: prepared.target.server.clone(),

@@ -95,39 +95,35 @@ fn haproxy_form(
             "port 0 (the server line gives none): checking the ICAP port {ICAP_PORT}"
         ));
     }
-    let endpoint = parse_server(addr, port)?;
-    let backend = named("HAPROXY_PROXY_NAME");
-    let server = named("HAPROXY_SERVER_NAME");
-    let send_state = send_state(&endpoint, port, backend.as_deref(), server.as_deref(), env);
+    // `send_state` is filled in only when `--send-state` asks for it
+    // ([`haproxy_send_state`]): a check without it runs no code for it.
     Ok(Target {
         haproxy: true,
-        endpoint,
+        endpoint: parse_server(addr, port)?,
         url_path: None,
         scheme: None,
         server_ssl: server_ssl(env("HAPROXY_SERVER_SSL").as_deref())?,
-        backend,
-        server,
+        backend: named("HAPROXY_PROXY_NAME"),
+        server: named("HAPROXY_SERVER_NAME"),
         notes,
         haproxy_state: None,
-        send_state,
+        send_state: None,
     })
 }
 
-/// What HAProxy's variables tell of the server for `--send-state`: its
-/// names, address and port, and HAPROXY_SERVER_CURCONN/MAXCONN. Not its
-/// state or weight, which HAProxy does not pass to an external check.
-fn send_state(
-    endpoint: &Endpoint,
-    port: &str,
-    backend: Option<&str>,
-    server: Option<&str>,
+/// What HAProxy's variables tell of the server of an HAProxy-form target
+/// for `--send-state`: its names, address and port, and
+/// HAPROXY_SERVER_CURCONN/MAXCONN. Not its state or weight, which HAProxy
+/// does not pass to an external check. `None` without the names.
+pub fn haproxy_send_state(
+    target: &Target,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<SendState> {
-    let (backend, server) = (backend?, server?);
+    let (backend, server) = (target.backend.as_deref()?, target.server.as_deref()?);
     let count = |var: &str| env(var).as_deref().and_then(count_value);
-    let (address, port) = match endpoint {
+    let (address, port) = match &target.endpoint {
         Endpoint::Unix(_) => ("unix".to_string(), String::new()),
-        Endpoint::Tcp { host, .. } => (host.bare(), port.to_string()),
+        Endpoint::Tcp { host, port } => (host.bare(), port.to_string()),
     };
     Some(SendState {
         address: Some(address),
@@ -470,24 +466,23 @@ mod test {
                 .to_string(),
             )
         };
-        let t = parse(&args(&["NOT_USED", "NOT_USED", "::1", "1344"]), &env).unwrap();
+        let state = |a: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            let t = parse(&args(a), env).unwrap();
+            assert_eq!(t.send_state, None, "built only when asked for");
+            haproxy_send_state(&t, env)
+        };
+        let v6 = ["NOT_USED", "NOT_USED", "::1", "1344"];
         assert_eq!(
-            t.send_state.unwrap().header_with(Some("h")),
+            state(&v6, &env).unwrap().header_with(Some("h")),
             "address=::1; port=1344; name=icap_pool/icap01; node=h; scur=3/100"
         );
-        let t = parse(
-            &args(&["NOT_USED", "NOT_USED", "/run/c.sock", "NOT_USED"]),
-            &env,
-        )
-        .unwrap();
+        let unix = ["NOT_USED", "NOT_USED", "/run/c.sock", "NOT_USED"];
         assert_eq!(
-            t.send_state.unwrap().header_with(None),
+            state(&unix, &env).unwrap().header_with(None),
             "address=unix; port=; name=icap_pool/icap01; scur=3/100"
         );
-        // Without the names nothing is known; a URL knows nothing either.
-        let t = parse(&args(&["NOT_USED", "NOT_USED", "::1", "1344"]), &no_env).unwrap();
-        assert_eq!(t.send_state, None);
-        assert_eq!(parse(&args(&["http://h/"]), &env).unwrap().send_state, None);
+        // Without the names nothing is known.
+        assert_eq!(state(&v6, &no_env), None);
     }
 
     #[test]

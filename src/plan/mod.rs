@@ -99,7 +99,7 @@ pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
             };
             // Listed, not probed: named as the check would name it when its
             // settings are valid, else by its address.
-            if haproxy_state.is_some_and(|s| !s.probed()) {
+            if matches!(haproxy_state, Some(s) if !s.probed()) {
                 let resolved = prepared
                     .ok()
                     .and_then(|p| resolve(&p.options, &p.target, &p.typed, several, explain).ok());
@@ -163,12 +163,10 @@ pub fn resolve(
         tls,
         typed: &is_typed,
         dry_run: explain,
-        send_state: options
-            .probe_args
-            .http
-            .send_state
-            .then(|| target.send_state.as_ref().map(|s| s.header()))
-            .flatten(),
+        send_state: match (options.probe_args.http.send_state, &target.send_state) {
+            (true, Some(state)) => Some(state.header()),
+            _ => None,
+        },
     };
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {
