@@ -28,6 +28,9 @@ pub use app::run as main;
 /// The parsers, for the fuzz targets in fuzz/.
 pub mod fuzzing {
     pub use crate::args::config_file::{parse as parse_config, SectionKind, Source, Wanted};
+    pub use crate::args::haproxy_api::{
+        parse_servers_state, parse_stat, servers as runtime_servers,
+    };
     pub use crate::args::haproxy_cfg::parse as parse_haproxy_cfg;
     pub use crate::args::target::{parse as parse_target, parse_server};
     pub use crate::args::time::{format_time, parse_time};

@@ -96,7 +96,7 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 
     /// Config section `backend NAME` to apply [default: $HAPROXY_PROXY_NAME, set by HAProxy].
-    /// With --haproxy-cfg: a backend to check (repeatable)
+    /// With --haproxy-cfg or --haproxy-socket: a backend to check (repeatable)
     #[arg(long, value_name = "NAME")]
     pub backend: Vec<String>,
 
@@ -122,6 +122,19 @@ pub struct RunArgs {
     /// default every one with `option external-check`, each with its config-file sections
     #[arg(long, value_name = "PATH")]
     pub haproxy_cfg: Option<PathBuf>,
+
+    /// Check every server of the running HAProxy, read from its runtime API (`stats socket`; level
+    /// user is enough): a UNIX socket path, or ipv4@IP:PORT / ipv6@[IP]:PORT. The backends named
+    /// by --backend, by default those of --haproxy-cfg with `option external-check`, else all.
+    /// Servers in MAINT are listed, not probed; every output shows HAProxy's state beside the
+    /// check's. Read with read-only commands under a fixed 3s deadline
+    #[arg(long, value_name = "ADDR", value_parser = super::haproxy_api::parse_socket)]
+    pub haproxy_socket: Option<crate::net::Endpoint>,
+
+    /// Resident mode: how often --haproxy-socket is read again, so that servers added, moved or
+    /// deleted are picked up (HAProxy time format). A one-shot run reads it once [default: 5s]
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub haproxy_refresh: Option<Duration>,
 
     /// Checks run at once when there are several targets [default: 16]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -190,6 +203,9 @@ pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
         )
     })
 }
+
+/// How often the resident mode reads `--haproxy-socket` again.
+pub const DEFAULT_HAPROXY_REFRESH: Duration = Duration::from_secs(5);
 
 /// The most runs `--repeat` takes: a day and a half at 0.1 s apart.
 pub const MAX_REPEAT: i64 = 1_000_000;
@@ -537,6 +553,8 @@ mod test {
                 "check_config",
                 "explain",
                 "haproxy_cfg",
+                "haproxy_socket",
+                "haproxy_refresh",
                 "jobs",
                 "format",
                 "warning",

@@ -3,12 +3,15 @@
 //!
 //! The command line ([`cli`]), the config file's sections merged under it
 //! ([`config_file`]), the targets it names ([`target`]: HAProxy's four
-//! arguments or URLs) or a pool read from haproxy.cfg ([`haproxy_cfg`]), in
-//! HAProxy's time format ([`time`]).
+//! arguments or URLs) or a pool read from haproxy.cfg ([`haproxy_cfg`]) or
+//! from the running HAProxy ([`haproxy_api`]), in HAProxy's time format
+//! ([`time`]); what `--send-state` tells a server ([`send_state`]).
 
 pub mod cli;
 pub mod config_file;
+pub mod haproxy_api;
 pub mod haproxy_cfg;
+pub mod send_state;
 pub mod target;
 pub mod time;
 
@@ -20,7 +23,8 @@ use std::sync::Arc;
 use self::cli::Cli;
 use self::config_file::{Applied, ConfigFile, Entry, Wanted};
 use self::target::Target;
-use crate::outcome::Failure;
+use crate::net::Deadline;
+use crate::outcome::{Failure, HaproxyState};
 use crate::report::Format;
 
 /// What the command line asks for.
@@ -48,7 +52,8 @@ pub struct Arguments {
     /// The command line as typed: the run's own options come from here.
     pub cli: Cli,
     pub targets: Vec<TargetArgs>,
-    /// The targets are the servers of a pool read from haproxy.cfg.
+    /// The targets are the servers of a pool read from haproxy.cfg or from
+    /// HAProxy's runtime API.
     pub pool: bool,
     /// Where a config file was looked for, for `--explain` when none was
     /// found (only then).
@@ -62,6 +67,8 @@ pub struct TargetArgs {
     pub backend: Option<String>,
     pub server: Option<String>,
     pub shown: String,
+    /// The server's state in HAProxy, when read from its runtime API.
+    pub haproxy_state: Option<HaproxyState>,
     pub prepared: Result<Box<Prepared>, Failure>,
 }
 
@@ -122,6 +129,16 @@ pub fn gather(
         Some(path) => Some(haproxy_cfg::load(path).map_err(usage)?),
         None => None,
     };
+    // The pool, when the targets are the running HAProxy's servers.
+    let runtime = match &typed.run.haproxy_socket {
+        Some(_) if !typed.targets.is_empty() => {
+            return Err(usage(Failure::Usage(
+                "--haproxy-socket reads the targets from HAProxy: give no targets".into(),
+            )))
+        }
+        Some(addr) => Some(read_runtime(addr, &typed.config.backend, cfg.as_ref()).map_err(usage)?),
+        None => None,
+    };
     // By hand the sections are those of --backend/--server, else HAProxy's variables.
     let named =
         |flag: Option<String>, var: &str| flag.or_else(|| env(var).filter(|v| !v.is_empty()));
@@ -129,8 +146,15 @@ pub fn gather(
         named(typed.config.backend.last().cloned(), "HAPROXY_PROXY_NAME"),
         named(typed.config.server.clone(), "HAPROXY_SERVER_NAME"),
     );
-    let wanted = match &cfg {
-        Some(cfg) => {
+    let wanted = match (&runtime, &cfg) {
+        (Some(servers), _) => {
+            let mut wanted = Wanted::one(None, None);
+            for s in servers {
+                wanted.add(Some(&s.backend), Some(&s.name));
+            }
+            wanted
+        }
+        (None, Some(cfg)) => {
             let mut wanted = Wanted::one(None, None);
             for backend in cfg.select(&typed.config.backend).map_err(usage)? {
                 for server in &backend.servers {
@@ -139,7 +163,7 @@ pub fn gather(
             }
             wanted
         }
-        None => Wanted::one(names.0.as_deref(), names.1.as_deref()),
+        (None, None) => Wanted::one(names.0.as_deref(), names.1.as_deref()),
     };
     let file = match config_file::locate(typed.config.config.as_deref(), env, &argv0) {
         Ok(Some((path, source))) => Some(config_file::load(&path, source, &wanted).map_err(usage)?),
@@ -155,9 +179,10 @@ pub fn gather(
         merged: RefCell::new(HashMap::new()),
         described: RefCell::new(HashMap::new()),
     };
-    let (targets, pool) = match &cfg {
-        Some(cfg) => (pool(&typed, cfg, &merging).map_err(usage)?, true),
-        None => (
+    let (targets, pool) = match (&runtime, &cfg) {
+        (Some(servers), cfg) => (runtime_pool(servers, cfg.as_ref(), &merging), true),
+        (None, Some(cfg)) => (pool(&typed, cfg, &merging).map_err(usage)?, true),
+        (None, None) => (
             named_targets(&typed, names, env, &merging).map_err(usage)?,
             false,
         ),
@@ -304,12 +329,18 @@ fn named_targets(
     sets.into_iter()
         .map(|args| {
             let shown = args.join(" ");
-            let prepared =
+            let mut prepared =
                 merging.merge(|| target::parse(args, env), backend.clone(), server.clone())?;
+            // Only now is it known whether `--send-state` (a setting the
+            // config file may hold) asks for what HAProxy's variables say.
+            if prepared.options.probe_args.http.send_state && prepared.target.haproxy {
+                prepared.target.send_state = target::haproxy_send_state(&prepared.target);
+            }
             Ok(TargetArgs {
                 backend: prepared.target.backend.clone(),
                 server: prepared.target.server.clone(),
                 shown,
+                haproxy_state: None,
                 prepared: Ok(prepared),
             })
         })
@@ -347,6 +378,8 @@ fn pool(
                     curconn: None,
                     notes: Vec::new(),
                     cadence: Some(server.cadence),
+                    haproxy_state: None,
+                    send_state: None,
                 })
             };
             let prepared = merging.merge(target, names.0.clone(), names.1.clone());
@@ -354,6 +387,7 @@ fn pool(
                 backend: names.0,
                 server: names.1,
                 shown: format!("{addr}:{port}"),
+                haproxy_state: None,
                 prepared,
             });
         }
@@ -365,6 +399,118 @@ fn pool(
         )));
     }
     Ok(targets)
+}
+
+/// Reads the servers of the running HAProxy: the backends typed with
+/// `--backend`, else those haproxy.cfg marks with `option external-check`,
+/// else all. A backend asked for that the runtime API lists no server of
+/// is the run's error: the file and the running HAProxy disagree, or a
+/// name is mistyped.
+fn read_runtime(
+    addr: &crate::net::Endpoint,
+    typed_backends: &[String],
+    cfg: Option<&haproxy_cfg::HaproxyConfig>,
+) -> Result<Vec<haproxy_api::RuntimeServer>, Failure> {
+    let (backends, from) = match cfg {
+        Some(cfg) if typed_backends.is_empty() => {
+            let marked: Vec<String> = cfg.select(&[])?.iter().map(|b| b.name.clone()).collect();
+            if marked.is_empty() {
+                return Err(Failure::Usage(format!(
+                    "{}: no backend has `option external-check`: name the backends to check with --backend",
+                    cfg.path.display()
+                )));
+            }
+            (marked, " (marked `option external-check` in haproxy.cfg)")
+        }
+        _ => (typed_backends.to_vec(), ""),
+    };
+    let deadline = Deadline::starting_at(std::time::Instant::now(), haproxy_api::TIMEOUT);
+    let servers = haproxy_api::read_pool(addr, deadline, &backends)?;
+    for b in &backends {
+        if !servers.iter().any(|s| &s.backend == b) {
+            return Err(Failure::Usage(format!(
+                "HAProxy's runtime API at {} lists no server in backend '{}'{from}: no such backend, or it is empty",
+                haproxy_api::shown(addr),
+                crate::text::escape(b)
+            )));
+        }
+    }
+    if servers.is_empty() {
+        return Err(Failure::Usage(format!(
+            "HAProxy's runtime API at {} lists no server",
+            haproxy_api::shown(addr)
+        )));
+    }
+    Ok(servers)
+}
+
+/// Every server the runtime API listed, at its current address and check
+/// port, with its config-file sections. A server whose address the runtime
+/// API does not show (`unix@`: `-`) takes its path from haproxy.cfg, or
+/// fails alone. Servers in MAINT are here too: the plan lists them
+/// without probing them.
+fn runtime_pool(
+    servers: &[haproxy_api::RuntimeServer],
+    cfg: Option<&haproxy_cfg::HaproxyConfig>,
+    merging: &Merging<'_>,
+) -> Vec<TargetArgs> {
+    let mut targets = Vec::with_capacity(servers.len());
+    for s in servers {
+        let in_file = cfg
+            .and_then(|c| c.backends.iter().find(|b| b.name == s.backend))
+            .and_then(|b| b.servers.iter().find(|f| f.name == s.name));
+        let addr = s
+            .check_address()
+            .or_else(|| match in_file.map(|f| &f.address) {
+                Some(haproxy_cfg::ServerAddress::Unix(path)) => Some(path.display().to_string()),
+                _ => None,
+            });
+        let port = s.check_port_text();
+        let names = (Some(s.backend.clone()), Some(s.name.clone()));
+        let target = || {
+            let Some(addr) = &addr else {
+                return Err(Failure::Usage(format!(
+                    "address not readable from the runtime API (a unix@ server?){}",
+                    if cfg.is_some() {
+                        ", nor found in haproxy.cfg"
+                    } else {
+                        ": give --haproxy-cfg to read it from the file"
+                    }
+                )));
+            };
+            Ok(Target {
+                haproxy: false,
+                endpoint: target::parse_server(addr, &port)?,
+                url_path: None,
+                scheme: None,
+                server_ssl: s.ssl || in_file.is_some_and(|f| f.ssl),
+                backend: names.0.clone(),
+                server: names.1.clone(),
+                // The file's maxconn and inter/rise/fall, where it has
+                // the server: the runtime API lists neither.
+                maxconn: in_file.map(|f| f.maxconn),
+                curconn: None,
+                notes: Vec::new(),
+                cadence: in_file.map(|f| f.cadence),
+                haproxy_state: Some(s.state),
+                send_state: Some(s.send_state.clone()),
+            })
+        };
+        let prepared = merging.merge(target, names.0.clone(), names.1.clone());
+        targets.push(TargetArgs {
+            backend: names.0,
+            server: names.1,
+            shown: match &addr {
+                Some(a) if a.starts_with('/') => a.clone(),
+                Some(a) if a.contains(':') => format!("[{a}]:{port}"),
+                Some(a) => format!("{a}:{port}"),
+                None => "-".into(),
+            },
+            haproxy_state: Some(s.state),
+            prepared,
+        });
+    }
+    targets
 }
 
 /// `--check-config`: every line of the config file checked, and each

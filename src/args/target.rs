@@ -7,8 +7,9 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use super::send_state::SendState;
 use crate::net::{Endpoint, Host};
-use crate::outcome::Failure;
+use crate::outcome::{Failure, HaproxyState};
 use crate::probes::icap::capacity;
 use crate::probes::{self, Scheme, ICAP_PORT};
 use crate::text::escape;
@@ -38,6 +39,11 @@ pub struct Target {
     /// How often the resident mode checks it, when haproxy.cfg says
     /// (otherwise `--interval`).
     pub cadence: Option<Cadence>,
+    /// The server's state in HAProxy, read from its runtime API.
+    pub haproxy_state: Option<HaproxyState>,
+    /// What `--send-state` can tell the server of itself; `None` when not
+    /// even its names are known.
+    pub send_state: Option<SendState>,
 }
 
 /// How often a target is checked in the resident mode, as HAProxy says it
@@ -130,6 +136,8 @@ fn haproxy_form(
             "port 0 (the server line gives none): checking the ICAP port {ICAP_PORT}"
         ));
     }
+    // `send_state` is filled in only when `--send-state` asks for it
+    // ([`haproxy_send_state`]): a check without it runs no code for it.
     let mut number = |var: &str| {
         let text = named(var)?;
         let n = capacity::count(&text);
@@ -157,6 +165,28 @@ fn haproxy_form(
         curconn,
         notes,
         cadence: None,
+        haproxy_state: None,
+        send_state: None,
+    })
+}
+
+/// What HAProxy's variables tell of the server of an HAProxy-form target
+/// for `--send-state`: its names, address and port, and
+/// HAPROXY_SERVER_CURCONN/MAXCONN. Not its state or weight, which HAProxy
+/// does not pass to an external check. `None` without the names.
+pub fn haproxy_send_state(target: &Target) -> Option<SendState> {
+    let (backend, server) = (target.backend.as_deref()?, target.server.as_deref()?);
+    let (address, port) = match &target.endpoint {
+        Endpoint::Unix(_) => ("unix".to_string(), String::new()),
+        Endpoint::Tcp { host, port } => (host.bare(), port.to_string()),
+    };
+    Some(SendState {
+        address: Some(address),
+        port: Some(port),
+        name: format!("{backend}/{server}"),
+        // Read (and any garbage noted) once, by `haproxy_form`.
+        scur: target.curconn.zip(target.maxconn),
+        ..SendState::default()
     })
 }
 
@@ -314,6 +344,8 @@ fn parse_url(url: &str) -> Result<Target, Failure> {
         curconn: None,
         notes: Vec::new(),
         cadence: None,
+        haproxy_state: None,
+        send_state: None,
     })
 }
 
@@ -495,6 +527,39 @@ mod test {
         assert!(t.notes[0].contains("\\x1b[1m"), "{:?}", t.notes);
         let t = parse(&args(&["icap://h/echo"]), &env("50", "3")).unwrap();
         assert_eq!((t.maxconn, t.curconn), (None, None));
+    }
+
+    #[test]
+    fn send_state_from_haproxys_variables() {
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "HAPROXY_PROXY_NAME" => "icap_pool",
+                    "HAPROXY_SERVER_NAME" => "icap01",
+                    "HAPROXY_SERVER_CURCONN" => "3",
+                    "HAPROXY_SERVER_MAXCONN" => "100",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let state = |a: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            let t = parse(&args(a), env).unwrap();
+            assert_eq!(t.send_state, None, "built only when asked for");
+            haproxy_send_state(&t)
+        };
+        let v6 = ["NOT_USED", "NOT_USED", "::1", "1344"];
+        assert_eq!(
+            state(&v6, &env).unwrap().header_with(Some("h")),
+            "address=::1; port=1344; name=icap_pool/icap01; node=h; scur=3/100"
+        );
+        let unix = ["NOT_USED", "NOT_USED", "/run/c.sock", "NOT_USED"];
+        assert_eq!(
+            state(&unix, &env).unwrap().header_with(None),
+            "address=unix; port=; name=icap_pool/icap01; scur=3/100"
+        );
+        // Without the names nothing is known.
+        assert_eq!(state(&v6, &no_env), None);
     }
 
     #[test]

@@ -86,7 +86,8 @@ fn extra_sections() -> Roff {
         &mut roff,
         "By hand, one or more URLs: one line per target on stdout, OK ... or FAIL ... \
          (see --format for others). With --haproxy-cfg, the targets are the servers of \
-         haproxy.cfg's pools.",
+         haproxy.cfg's pools; with --haproxy-socket, those of the running HAProxy, each shown \
+         beside HAProxy's own state for it.",
     );
     tagged(
         &mut roff,

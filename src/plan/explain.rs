@@ -47,6 +47,15 @@ pub fn explain(planned: &[Planned], looked_for: &str) -> (String, bool) {
                 }
                 let _ = writeln!(out, "nothing was sent (--explain)");
             }
+            Job::Skipped(context) => {
+                let _ = writeln!(
+                    out,
+                    "target:   {} ({})\nnot probed: HAProxy has it in {}",
+                    context.target,
+                    context.label().unwrap_or_default(),
+                    context.haproxy_state.map_or("MAINT", |s| s.name())
+                );
+            }
             Job::Failed(context, failure) => {
                 valid = false;
                 let _ = writeln!(

@@ -34,10 +34,12 @@ pub struct Settings {
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A check ready to run, or one that failed before it could (a usage error
-/// for that target: its outcome is reported with the others).
+/// for that target: its outcome is reported with the others), or a server
+/// listed but not probed (HAProxy has it in MAINT).
 pub enum Job {
     Ready(Box<Settings>),
     Failed(Arc<Context>, Failure),
+    Skipped(Arc<Context>),
 }
 
 /// A job with what `--explain` says of its settings.
@@ -51,7 +53,17 @@ impl Planned {
     pub fn settings(&self) -> Option<&Settings> {
         match &self.job {
             Job::Ready(s) => Some(s),
-            Job::Failed(..) => None,
+            Job::Failed(..) | Job::Skipped(_) => None,
+        }
+    }
+}
+
+impl Job {
+    /// Who the job is about.
+    pub fn context(&self) -> &Arc<Context> {
+        match self {
+            Job::Ready(s) => &s.context,
+            Job::Failed(c, _) | Job::Skipped(c) => c,
         }
     }
 }
@@ -71,24 +83,39 @@ pub fn build(arguments: Arguments) -> Result<Vec<Planned>, Failure> {
                 backend,
                 server,
                 shown,
+                haproxy_state,
                 prepared,
             } = t;
+            let context = || {
+                Arc::new(Context {
+                    haproxy: false,
+                    backend: backend.as_deref().map(escape_all),
+                    server: server.as_deref().map(escape_all),
+                    target: escape_all(&shown),
+                    probe: "-".into(),
+                    protocol: "ICAP",
+                    syslog: None,
+                    haproxy_state,
+                })
+            };
             let failed = |failure| Planned {
-                job: Job::Failed(
-                    Arc::new(Context {
-                        haproxy: false,
-                        backend: backend.as_deref().map(escape_all),
-                        server: server.as_deref().map(escape_all),
-                        target: escape_all(&shown),
-                        probe: "-".into(),
-                        protocol: "ICAP",
-                        syslog: None,
-                    }),
-                    failure,
-                ),
+                job: Job::Failed(context(), failure),
                 applied: None,
                 described: None,
             };
+            // Listed, not probed: named as the check would name it when its
+            // settings are valid, else by its address.
+            if matches!(haproxy_state, Some(s) if !s.probed()) {
+                let resolved = prepared
+                    .ok()
+                    .and_then(|p| resolve(&p.options, &p.target, &p.typed, several, explain).ok());
+                planned.push(Planned {
+                    job: Job::Skipped(resolved.map_or_else(context, |s| s.context)),
+                    applied: None,
+                    described: None,
+                });
+                continue;
+            }
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(f) if arguments.pool => {
@@ -145,6 +172,10 @@ pub fn resolve(
         resident: options.run.agent_listen.is_some() || options.run.metrics_listen.is_some(),
         maxconn: target.maxconn,
         curconn: target.curconn,
+        send_state: match (options.probe_args.http.send_state, &target.send_state) {
+            (true, Some(state)) => Some(state.header()),
+            _ => None,
+        },
     };
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {
@@ -159,6 +190,7 @@ pub fn resolve(
             probe: probe.name(),
             protocol: probe.protocol_label(),
             syslog: options.syslog(),
+            haproxy_state: target.haproxy_state,
         }),
         probe,
         verbose: options.verbose,
@@ -279,6 +311,7 @@ pub fn test_settings(context: Arc<Context>, cadence: Cadence) -> Settings {
         resident: true,
         maxconn: None,
         curconn: None,
+        send_state: None,
     };
     let probe = Probe::build(Protocol::Tcp, &crate::probes::ProbeArgs::default(), spec)
         .expect("a TCP probe");

@@ -165,6 +165,12 @@ pub struct HttpArgs {
     /// [default: a 3xx is the answer, healthy under the default --expect-status]
     #[arg(long)]
     pub follow_redirects: bool,
+
+    /// HTTP: send HAProxy's X-Haproxy-Server-State header (as `http-check send-state`), built from
+    /// what is known of the server: with --haproxy-socket its state, weight and sessions; run by
+    /// HAProxy its names, address and HAPROXY_SERVER_CURCONN/MAXCONN. Fields not known are left out
+    #[arg(long)]
+    pub send_state: bool,
 }
 
 fn parse_header(text: &str) -> Result<(String, String), String> {
@@ -195,7 +201,12 @@ pub struct HttpProbe {
     pub expect_status: StatusList,
     pub expect: Option<Expect>,
     pub follow_redirects: bool,
+    /// `--send-state`: the `X-Haproxy-Server-State` value.
+    pub send_state: Option<String>,
 }
+
+/// The header `--send-state` sends, as HAProxy names it.
+pub const SEND_STATE_HEADER: &str = "X-Haproxy-Server-State";
 
 impl HttpProbe {
     pub fn build(args: &super::ProbeArgs, spec: Spec<'_>) -> Result<HttpProbe, Failure> {
@@ -221,6 +232,17 @@ impl HttpProbe {
                 escape(&path)
             )));
         }
+        let send_state = match (h.send_state, spec.send_state) {
+            (false, _) => None,
+            (true, Some(value)) => Some(value),
+            (true, None) => {
+                return Err(Failure::Usage(
+                    "--send-state needs to know the server: run it by HAProxy (its \
+                     HAPROXY_PROXY_NAME and HAPROXY_SERVER_NAME), or with --haproxy-socket"
+                        .into(),
+                ))
+            }
+        };
         let scheme = if spec.tls.is_some() { "https" } else { "http" };
         let origin = format!("{scheme}://{}", spec.endpoint.authority());
         Ok(HttpProbe {
@@ -237,6 +259,7 @@ impl HttpProbe {
                 .unwrap_or_else(StatusList::default_healthy),
             expect: args.expect.build()?,
             follow_redirects: h.follow_redirects,
+            send_state,
         })
     }
 
@@ -265,6 +288,9 @@ impl HttpProbe {
         } else {
             "redirects not followed".to_string()
         });
+        if let Some(state) = &self.send_state {
+            parts.push(format!("header '{SEND_STATE_HEADER}: {state}'"));
+        }
         parts.join(", ")
     }
 
@@ -325,6 +351,9 @@ fn exchange(check: &HttpProbe, deadline: Deadline, state: &SharedState) -> Verdi
         let mut request = ureq::http::Request::builder()
             .method(method.as_str())
             .uri(&url);
+        if let Some(state) = &check.send_state {
+            request = request.header(SEND_STATE_HEADER, state);
+        }
         for (name, value) in &check.headers {
             request = request.header(name, value);
         }

@@ -278,6 +278,9 @@ pub struct Spec<'a> {
     /// connections, in the HAProxy form.
     pub maxconn: Option<u64>,
     pub curconn: Option<u64>,
+    /// `--send-state`: the `X-Haproxy-Server-State` value, when the server
+    /// is known well enough to build one.
+    pub send_state: Option<String>,
 }
 
 /// The connection's buffer must hold the largest head any parser

@@ -33,13 +33,22 @@ fn json_opt(value: Option<&str>) -> String {
     value.map_or_else(|| "null".to_string(), json_string)
 }
 
-/// One JSON object per target per line.
+/// One JSON object per target per line. A server HAProxy has in MAINT is
+/// not probed: `healthy` and `exit_code` are null, `reason` says why.
+/// `haproxy_state` is HAProxy's state for the server (null without
+/// `--haproxy-socket`), `disagreement` how it and the check disagree.
 pub fn lines(outcomes: &[Outcome], out: &mut dyn Write) {
     for o in outcomes {
         let c = &o.context;
         let (healthy, code, why, detail) = match &o.verdict {
-            Ok(h) => (true, 0, None, Some(h.summary.clone())),
-            Err(f) => (false, f.exit_status().code(), Some(f.to_string()), None),
+            Ok(h) if !o.probed() => ("null", "null".into(), Some(h.summary.clone()), None),
+            Ok(h) => ("true", "0".into(), None, Some(h.summary.clone())),
+            Err(f) => (
+                "false",
+                f.exit_status().code().to_string(),
+                Some(f.to_string()),
+                None,
+            ),
         };
         let timings: Vec<String> = o
             .observed
@@ -50,7 +59,7 @@ pub fn lines(outcomes: &[Outcome], out: &mut dyn Write) {
             .collect();
         let _ = writeln!(
             out,
-            "{{\"target\":{},\"backend\":{},\"server\":{},\"probe\":{},\"healthy\":{healthy},\"exit_code\":{code},\"reason\":{},\"detail\":{},\"status\":{},\"istag\":{},{}\"timings\":{{{}}}}}",
+            "{{\"target\":{},\"backend\":{},\"server\":{},\"probe\":{},\"healthy\":{healthy},\"exit_code\":{code},\"reason\":{},\"detail\":{},\"status\":{},\"istag\":{},{}\"haproxy_state\":{},\"disagreement\":{},\"timings\":{{{}}}}}",
             json_string(&c.target),
             json_opt(c.backend.as_deref()),
             json_opt(c.server.as_deref()),
@@ -60,6 +69,8 @@ pub fn lines(outcomes: &[Outcome], out: &mut dyn Write) {
             o.observed.status.map_or_else(|| "null".to_string(), |s| s.to_string()),
             json_opt(o.observed.istag.as_deref()),
             service_fields(&o.observed),
+            json_opt(c.haproxy_state.map(|s| s.name())),
+            json_opt(o.disagreement().map(|d| d.key())),
             timings.join(",")
         );
     }
@@ -135,7 +146,7 @@ mod test {
         assert!(rows[1].contains("\"healthy\":false,\"exit_code\":3,\"reason\":\"cannot connect: connection refused (127.0.0.1:1)\""), "{}", rows[1]);
         assert!(rows[1].contains("\"status\":null"));
         assert!(
-            rows[1].contains("\"service\":null,\"max_connections\":null,\"options_ttl\":null,\"maxconn\":null,\"curconn\":null,\"capacity_warning\":null,\"canary\":null,"),
+            rows[1].contains("\"service\":null,\"max_connections\":null,\"options_ttl\":null,\"maxconn\":null,\"curconn\":null,\"capacity_warning\":null,\"canary\":null,\"haproxy_state\":null,\"disagreement\":null,"),
             "{}",
             rows[1]
         );
@@ -145,6 +156,40 @@ mod test {
     fn capacity_and_canary() {
         let mut text = String::new();
         lines(&[sample::antivirus("icap://a/avscan")], &mut text);
-        assert!(text.contains("\"istag\":\"\\\"CI0001\\\"\",\"service\":\"C-ICAP/0.5.10 server - Antivirus service\",\"max_connections\":10,\"options_ttl\":3600,\"maxconn\":50,\"curconn\":2,\"capacity_warning\":\"HAProxy's maxconn 50 exceeds the service's Max-Connections 10\",\"canary\":{\"caught\":true,\"threat\":\"Eicar-Canary.MD5.UNOFFICIAL\",\"status\":200,\"detail\":\"X-Infection-Found on ICAP 200\"},\"timings\":{"), "{text}");
+        assert!(text.contains("\"istag\":\"\\\"CI0001\\\"\",\"service\":\"C-ICAP/0.5.10 server - Antivirus service\",\"max_connections\":10,\"options_ttl\":3600,\"maxconn\":50,\"curconn\":2,\"capacity_warning\":\"HAProxy's maxconn 50 exceeds the service's Max-Connections 10\",\"canary\":{\"caught\":true,\"threat\":\"Eicar-Canary.MD5.UNOFFICIAL\",\"status\":200,\"detail\":\"X-Infection-Found on ICAP 200\"},\"haproxy_state\":null,\"disagreement\":null,\"timings\":{"), "{text}");
+    }
+
+    #[test]
+    fn haproxys_state_and_disagreement() {
+        use crate::outcome::HaproxyState::Up;
+        let mut text = String::new();
+        lines(
+            &[
+                sample::in_haproxy(sample::wraps_403("icap03"), Up),
+                sample::maint("icap04"),
+            ],
+            &mut text,
+        );
+        let rows: Vec<&str> = text.lines().collect();
+        assert!(
+            rows[0].contains("\"healthy\":false,\"exit_code\":1,"),
+            "{}",
+            rows[0]
+        );
+        assert!(
+            rows[0].contains("\"haproxy_state\":\"UP\",\"disagreement\":\"failing_in_service\","),
+            "{}",
+            rows[0]
+        );
+        assert!(
+            rows[1].contains("\"healthy\":null,\"exit_code\":null,\"reason\":\"not probed: HAProxy has it in MAINT\",\"detail\":null,"),
+            "{}",
+            rows[1]
+        );
+        assert!(
+            rows[1].contains("\"haproxy_state\":\"MAINT\",\"disagreement\":null,"),
+            "{}",
+            rows[1]
+        );
     }
 }

@@ -58,6 +58,7 @@ mod test {
             probe: "OPTIONS".into(),
             protocol: "ICAP",
             syslog: None,
+            haproxy_state: None,
         }
     }
 

@@ -230,6 +230,25 @@ fn reason(o: &Outcome) -> String {
     }
 }
 
+/// HAProxy's view beside the check's, for an outcome that has one:
+/// `icap_pool/icap03 HAProxy: UP, check: RESPMOD unhealthy: ... (exit 1)`.
+fn beside_haproxy(o: &Outcome) -> Option<String> {
+    let state = o.context.haproxy_state?;
+    let label = o
+        .context
+        .label()
+        .unwrap_or_else(|| o.context.target.clone());
+    Some(if o.probed() {
+        format!(
+            "{label} HAProxy: {state}, check: {} {}",
+            o.context.probe,
+            reason(o)
+        )
+    } else {
+        format!("{label} HAProxy: {state}, not probed")
+    })
+}
+
 /// Fabricated outcomes for the formats' tests: no server needed.
 #[cfg(test)]
 pub mod sample {
@@ -247,7 +266,33 @@ pub mod sample {
             probe: "OPTIONS".into(),
             protocol: "ICAP",
             syslog: None,
+            haproxy_state: None,
         }
+    }
+
+    /// `outcome` with HAProxy's view of its server.
+    pub fn in_haproxy(mut outcome: Outcome, state: crate::outcome::HaproxyState) -> Outcome {
+        Arc::make_mut(&mut outcome.context).haproxy_state = Some(state);
+        outcome
+    }
+
+    /// A server HAProxy has in MAINT.
+    pub fn maint(server: &str) -> Outcome {
+        let mut c = context(Some("icap_pool"), Some(server), "icap://10.0.0.9:1344/echo");
+        c.haproxy_state = Some(crate::outcome::HaproxyState::Maint);
+        Outcome::not_probed(Arc::new(c))
+    }
+
+    /// A RESPMOD that HAProxy's own check would pass: ICAP 200 wrapping HTTP 403.
+    pub fn wraps_403(server: &str) -> Outcome {
+        let mut o = healthy("icap://10.0.0.7:1344/echo");
+        let c = Arc::make_mut(&mut o.context);
+        c.server = Some(server.into());
+        c.probe = "RESPMOD".into();
+        o.verdict = Err(Failure::Unhealthy(
+            "ICAP 200 wraps HTTP 403 Forbidden".into(),
+        ));
+        o
     }
 
     pub fn healthy(target: &str) -> Outcome {

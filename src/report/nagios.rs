@@ -1,12 +1,14 @@
 //! Nagios plugin output (the monitoring-plugins convention): `ICAP OK - ...
 //! | perfdata`, and one line per target when there are several; the plugin
-//! states replace the exit codes.
+//! states replace the exit codes. With HAProxy's view, a failure is
+//! CRITICAL only on a server HAProxy sends traffic to, and the summary names
+//! the servers where HAProxy and the check disagree.
 
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{reason, Thresholds};
-use crate::outcome::{ExitStatus, Outcome};
+use super::{beside_haproxy, reason, Thresholds};
+use crate::outcome::{Disagreement, ExitStatus, Outcome};
 
 /// Monitoring-plugins states.
 pub const OK: u8 = 0;
@@ -17,7 +19,10 @@ pub const UNKNOWN: u8 = 3;
 fn nagios_state(o: &Outcome, t: Thresholds) -> u8 {
     match &o.verdict {
         Err(f) if f.exit_status() == ExitStatus::Usage => UNKNOWN,
+        // HAProxy already keeps traffic off it (the rule of Outcome::counts).
+        Err(_) if !o.counts() => OK,
         Err(_) => CRITICAL,
+        Ok(_) if !o.probed() => OK,
         Ok(_) => {
             let total = o.observed.timings.total;
             // HAProxy may open more connections than the service accepts:
@@ -66,19 +71,14 @@ pub fn output(outcomes: &[Outcome], t: Thresholds, out: &mut dyn Write) -> u8 {
                     perf.push(format!("{name}={:.6}s;;;0", at.as_secs_f64()));
                 }
             }
-            let _ = writeln!(
-                out,
-                "{kind} {word} - {} {} {} | {}",
-                text(&o.context.target),
-                text(&o.context.probe),
-                text(&reason(o)),
-                perf.join(" ")
-            );
+            let _ = writeln!(out, "{kind} {word} - {} | {}", line(o), perf.join(" "));
         }
         _ => {
             let failed = outcomes.iter().filter(|o| o.verdict.is_err()).count();
+            let skipped = outcomes.iter().filter(|o| !o.probed()).count();
             let perf: Vec<String> = outcomes
                 .iter()
+                .filter(|o| o.probed())
                 .map(|o| {
                     let label = text(
                         &o.context
@@ -93,26 +93,62 @@ pub fn output(outcomes: &[Outcome], t: Thresholds, out: &mut dyn Write) -> u8 {
                     )
                 })
                 .collect();
+            let mut summary = format!(
+                "{} of {} targets healthy",
+                outcomes.len() - failed - skipped,
+                outcomes.len() - skipped
+            );
+            if skipped > 0 {
+                summary += &format!(", {skipped} not probed (MAINT)");
+            }
+            for kind in [
+                Disagreement::FailingInService,
+                Disagreement::PassingWhileDown,
+            ] {
+                let servers: Vec<String> = outcomes
+                    .iter()
+                    .filter(|o| o.disagreement() == Some(kind))
+                    .map(|o| {
+                        o.context
+                            .label()
+                            .unwrap_or_else(|| o.context.target.clone())
+                    })
+                    .collect();
+                if !servers.is_empty() {
+                    summary += &format!("; {}: {}", kind.headline(), servers.join(", "));
+                }
+            }
             let _ = writeln!(
                 out,
-                "{kind} {word} - {} of {} targets healthy | {}",
-                outcomes.len() - failed,
-                outcomes.len(),
+                "{kind} {word} - {} | {}",
+                text(&summary),
                 perf.join(" ")
             );
             for (o, s) in outcomes.iter().zip(&states) {
                 let _ = writeln!(
                     out,
-                    "[{}] {} {} {}",
+                    "[{}] {}",
                     ["OK", "WARNING", "CRITICAL", "UNKNOWN"][usize::from(*s)],
-                    text(&o.context.target),
-                    text(&o.context.probe),
-                    text(&reason(o))
+                    line(o)
                 );
             }
         }
     }
     state
+}
+
+/// One target: `TARGET PROBE REASON`, or with HAProxy's view
+/// `backend/server HAProxy: UP, check: PROBE REASON (TARGET)`.
+fn line(o: &Outcome) -> String {
+    match beside_haproxy(o) {
+        Some(beside) => format!("{} ({})", text(&beside), text(&o.context.target)),
+        None => format!(
+            "{} {} {}",
+            text(&o.context.target),
+            text(&o.context.probe),
+            text(&reason(o))
+        ),
+    }
 }
 
 /// Text in a plugin's output: on one line, and without `|`, which starts
@@ -196,6 +232,50 @@ mod test {
         }
         assert_eq!(
             output(&[fits], Thresholds::default(), &mut String::new()),
+            OK
+        );
+    }
+
+    /// CRITICAL for a failing server HAProxy sends traffic to, named in the
+    /// summary; a DOWN one failing is OK; MAINT is listed, not probed.
+    #[test]
+    fn haproxys_view() {
+        use crate::outcome::HaproxyState::*;
+        let outcomes = [
+            sample::in_haproxy(sample::healthy("icap://a/echo"), Up),
+            sample::in_haproxy(sample::refused("icap://b/echo"), Down),
+            sample::in_haproxy(sample::wraps_403("icap03"), Up),
+            sample::maint("icap04"),
+        ];
+        let mut text = String::new();
+        let state = output(&outcomes, Thresholds::default(), &mut text);
+        assert_eq!(state, CRITICAL);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with(
+                "ICAP CRITICAL - 1 of 3 targets healthy, 1 not probed (MAINT); \
+                 HAProxy sends traffic to a failing server: icap_pool/icap03 | "
+            ),
+            "{text}"
+        );
+        assert_eq!(lines[0].matches("s;;;0").count(), 3, "{text}");
+        assert!(
+            lines[2]
+                .starts_with("[OK] icap_pool/icap02 HAProxy: DOWN, check: OPTIONS cannot connect"),
+            "{text}"
+        );
+        assert_eq!(
+            lines[3],
+            "[CRITICAL] icap_pool/icap03 HAProxy: UP, check: RESPMOD unhealthy: ICAP 200 wraps \
+             HTTP 403 Forbidden (exit 1) (icap://10.0.0.7:1344/echo)"
+        );
+        assert_eq!(
+            lines[4],
+            "[OK] icap_pool/icap04 HAProxy: MAINT, not probed (icap://10.0.0.9:1344/echo)"
+        );
+        // Only the DOWN one fails: OK.
+        assert_eq!(
+            output(&outcomes[..2], Thresholds::default(), &mut String::new()),
             OK
         );
     }

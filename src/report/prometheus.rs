@@ -62,9 +62,28 @@ pub fn family(
 }
 
 /// `--format prometheus`: the families of the checks' outcomes.
-pub fn exposition(outcomes: &[Outcome], out: &mut dyn Write) {
-    let all: Vec<&Outcome> = outcomes.iter().collect();
-    outcome_families(&all, out);
+/// A server HAProxy has in MAINT was not probed: it has no `probe_*`
+/// samples, only its `icap_check_haproxy_state`.
+pub fn exposition(all: &[Outcome], out: &mut dyn Write) {
+    let probed: Vec<&Outcome> = all.iter().filter(|o| o.probed()).collect();
+    outcome_families(&probed, out);
+    // Info style: one sample per server, its state a label, so that
+    // `probe_success == 0 and on(backend, server) icap_check_haproxy_state{state="UP"}`
+    // finds the servers HAProxy sends traffic to that fail.
+    family(
+        out,
+        "icap_check_haproxy_state",
+        Kind::Gauge,
+        "HAProxy's state for the server, read from its runtime API (UP, DOWN, MAINT, DRAIN, NOLB).",
+        true,
+        all.iter().filter_map(|o| {
+            let state = o.context.haproxy_state?;
+            Some(format!(
+                "icap_check_haproxy_state{{{},state=\"{state}\"}} 1",
+                labels(&o.context)
+            ))
+        }),
+    );
 }
 
 /// The families every check's outcome has (or, for some, may have), over
@@ -260,7 +279,8 @@ mod test {
             )),
             "{text}"
         );
-        assert_eq!(text.matches("# TYPE").count(), 5);
+        assert_eq!(text.matches("# TYPE").count(), 5, "{text}");
+        assert!(!text.contains("haproxy_state"), "{text}");
     }
 
     #[test]
@@ -292,5 +312,34 @@ mod test {
             "{text}"
         );
         assert_eq!(text.matches("# TYPE").count(), 10);
+    }
+
+    #[test]
+    fn haproxys_state_and_no_samples_for_what_was_not_probed() {
+        use crate::outcome::HaproxyState::Up;
+        let mut text = String::new();
+        exposition(
+            &[
+                sample::in_haproxy(sample::wraps_403("icap03"), Up),
+                sample::maint("icap04"),
+            ],
+            &mut text,
+        );
+        assert!(
+            text.contains("icap_check_haproxy_state{target=\"icap://10.0.0.7:1344/echo\",backend=\"icap_pool\",server=\"icap03\",probe=\"RESPMOD\",state=\"UP\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("server=\"icap04\",probe=\"OPTIONS\",state=\"MAINT\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("probe_success{target=\"icap://10.0.0.9"),
+            "{text}"
+        );
+        assert_eq!(text.matches("probe_success{").count(), 1, "{text}");
+        // probe_{success,exit_code,duration_seconds,status_code},
+        // icap_service_info (its ISTag) and icap_check_haproxy_state.
+        assert_eq!(text.matches("# TYPE").count(), 6, "{text}");
     }
 }

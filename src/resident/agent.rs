@@ -456,6 +456,7 @@ mod test {
                 probe: "RESPMOD".into(),
                 protocol: "ICAP",
                 syslog: None,
+                haproxy_state: None,
             }),
             verdict: match ok {
                 true => Ok(Healthy {

@@ -86,6 +86,13 @@ impl Checker {
         checker
     }
 
+    /// The table checked now.
+    pub fn current(&self) -> Arc<Table> {
+        self.table
+            .read()
+            .map_or_else(|e| e.into_inner().clone(), |t| t.clone())
+    }
+
     /// Replaces the table: its targets are checked from now on (spread over
     /// their intervals), the old table's checks are dropped as they end.
     pub fn replace(&self, table: Arc<Table>) {

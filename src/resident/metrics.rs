@@ -256,6 +256,7 @@ mod test {
                 probe: "OPTIONS".into(),
                 protocol: "ICAP",
                 syslog: None,
+                haproxy_state: None,
             })
         };
         let cadence = Cadence::every(Duration::from_secs(1));

@@ -6,7 +6,9 @@
 //! bound a check: every check is bounded by its own deadline.
 //!
 //! SIGHUP rereads haproxy.cfg and the config file (the old targets stay when
-//! the new ones do not load); SIGTERM and SIGINT stop at once. A change of
+//! the new ones do not load); SIGTERM and SIGINT stop at once. A pool read
+//! from the running HAProxy (`--haproxy-socket`) is read again every
+//! `--haproxy-refresh`. A change of
 //! a target's health is one line on stderr (and syslog, if configured),
 //! never a line per check.
 
@@ -21,7 +23,9 @@ pub mod table;
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::TcpListener;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use self::agent::{Counts, Extras};
 use self::health::Health;
@@ -106,7 +110,13 @@ pub fn run(
         let handler = web(checker.table.clone(), process.clone());
         spawn("metrics-listener", move || http::serve(listener, handler));
     }
-    wait_for_signals(signals, &argv, env, &checker, &process)
+    // Only a pool read from the running HAProxy changes by itself.
+    let refresh = cli.run.haproxy_socket.as_ref().map(|_| {
+        cli.run
+            .haproxy_refresh
+            .unwrap_or(args::cli::DEFAULT_HAPROXY_REFRESH)
+    });
+    wait_for_signals(signals, refresh, &argv, env, &checker, &process)
 }
 
 /// Starts a listener's thread; without it the process cannot do its job.
@@ -157,17 +167,37 @@ fn web(
     })
 }
 
-/// The main thread's work: reload on SIGHUP, stop on SIGTERM/SIGINT.
+/// The main thread's work: reload on SIGHUP, stop on SIGTERM/SIGINT, and
+/// with `--haproxy-socket` read the running HAProxy's pool again every
+/// `refresh`.
 fn wait_for_signals(
     mut signals: signal_hook::iterator::Signals,
+    refresh: Option<Duration>,
     argv: &[OsString],
     env: &dyn Fn(&str) -> Option<String>,
     checker: &checker::Checker,
     process: &metrics::Process,
 ) -> u8 {
+    // Signals arrive through a channel so that the wait for one can end at
+    // the next refresh.
+    let (tx, rx) = std::sync::mpsc::channel();
+    spawn("signals", move || {
+        for signal in signals.forever() {
+            if tx.send(signal).is_err() {
+                return;
+            }
+        }
+    });
+    let mut refreshing = Refreshing::default();
+    let mut next = refresh.map(|r| Instant::now() + r);
     loop {
-        for signal in signals.wait() {
-            if signal != signal_hook::consts::SIGHUP {
+        let signal = match next {
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match signal {
+            Ok(signal_hook::consts::SIGHUP) => reload(argv, env, checker, process),
+            Ok(_) | Err(RecvTimeoutError::Disconnected) => {
                 let said: Vec<String> = agent::Said::ALL
                     .iter()
                     .map(|s| format!("{} {}", s.name(), process.replies.get(*s)))
@@ -175,34 +205,106 @@ fn wait_for_signals(
                 log(&format!("stopping; agent replies: {}", said.join(", ")));
                 return 0;
             }
-            let old = checker
-                .table
-                .read()
-                .map_or_else(|e| e.into_inner().clone(), |t| t.clone());
-            match load(argv, env) {
-                Ok(settings) => {
-                    let table = Arc::new(Table::new(settings, Some(&old)));
-                    log(&format!(
-                        "reloaded: {} targets (were {})",
-                        table.targets.len(),
-                        old.targets.len()
-                    ));
-                    checker.replace(table);
-                    process.reloaded(true);
-                }
-                Err(f) => {
-                    process.reloaded(false);
-                    log(&format!(
-                        "reload failed, still checking the {} targets loaded before: {}",
-                        old.targets.len(),
-                        match &f {
-                            Failure::Usage(why) => why.clone(),
-                            other => other.to_string(),
-                        }
-                    ))
-                }
+            Err(RecvTimeoutError::Timeout) => {
+                refreshing.refresh(argv, env, checker);
+                next = refresh.map(|r| Instant::now() + r);
             }
         }
+    }
+}
+
+/// SIGHUP: everything read again; the old targets stay when the new ones do
+/// not load.
+fn reload(
+    argv: &[OsString],
+    env: &dyn Fn(&str) -> Option<String>,
+    checker: &checker::Checker,
+    process: &metrics::Process,
+) {
+    let old = checker.current();
+    match load(argv, env) {
+        Ok(settings) => {
+            let table = Arc::new(Table::new(settings, Some(&old)));
+            log(&format!(
+                "reloaded: {} targets (were {})",
+                table.targets.len(),
+                old.targets.len()
+            ));
+            checker.replace(table);
+            process.reloaded(true);
+        }
+        Err(f) => {
+            process.reloaded(false);
+            log(&format!(
+                "reload failed, still checking the {} targets loaded before: {}",
+                old.targets.len(),
+                usage_text(f)
+            ));
+        }
+    }
+}
+
+/// The periodic read of `--haproxy-socket`, and whether the last one failed
+/// (said once, not every refresh).
+#[derive(Default)]
+struct Refreshing {
+    failing: bool,
+}
+
+impl Refreshing {
+    /// Reads the pool again. Servers added, deleted, moved or whose
+    /// HAProxy state changed make a new table (the others keep their
+    /// state); otherwise only the settings of idle checks are renewed, so
+    /// that `--send-state` sends what HAProxy says now. A failed read
+    /// keeps the servers read before.
+    fn refresh(
+        &mut self,
+        argv: &[OsString],
+        env: &dyn Fn(&str) -> Option<String>,
+        checker: &checker::Checker,
+    ) {
+        let old = checker.current();
+        let settings = match load(argv, env) {
+            Ok(s) => s,
+            Err(f) => {
+                if !self.failing {
+                    log(&format!(
+                        "cannot read HAProxy's pool again, still checking the {} targets read before: {}",
+                        old.targets.len(),
+                        usage_text(f)
+                    ));
+                }
+                self.failing = true;
+                return;
+            }
+        };
+        if std::mem::take(&mut self.failing) {
+            log("HAProxy's pool read again");
+        }
+        let table = Table::new(settings, Some(&old));
+        let (added, removed) = table.difference(&old);
+        if added.is_empty() && removed.is_empty() {
+            old.renew(table);
+            return;
+        }
+        let shown = |keys: &[&str]| match keys {
+            [] => "none".to_string(),
+            keys => keys.join(" "),
+        };
+        log(&format!(
+            "HAProxy's pool changed: {} targets; new or changed: {}; gone: {}",
+            table.targets.len(),
+            shown(&added),
+            shown(&removed)
+        ));
+        checker.replace(Arc::new(table));
+    }
+}
+
+fn usage_text(f: Failure) -> String {
+    match f {
+        Failure::Usage(why) => why,
+        other => other.to_string(),
     }
 }
 
@@ -221,16 +323,16 @@ fn load(argv: &[OsString], env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<S
 fn ready(arguments: args::Arguments) -> Result<Vec<Settings>, Failure> {
     plan::build(arguments)?
         .into_iter()
-        .map(|p| match p.job {
-            Job::Ready(settings) => Ok(*settings),
-            Job::Failed(context, failure) => Err(Failure::Usage(format!(
+        .filter_map(|p| match p.job {
+            Job::Ready(settings) => Some(Ok(*settings)),
+            Job::Failed(context, failure) => Some(Err(Failure::Usage(format!(
                 "{}: {}",
                 context.label().unwrap_or_else(|| context.target.clone()),
-                match failure {
-                    Failure::Usage(why) => why,
-                    other => other.to_string(),
-                }
-            ))),
+                usage_text(failure)
+            )))),
+            // In MAINT in HAProxy, which checks none of it either: a
+            // refresh adds it back when it leaves MAINT.
+            Job::Skipped(_) => None,
         })
         .collect()
 }

@@ -167,6 +167,48 @@ impl Table {
         }
     }
 
+    /// The keys of `self` that `old` lacks or checks otherwise (another
+    /// address, probe, HAProxy state, cadence or timeout), and those of
+    /// `old` that `self` lacks.
+    pub fn difference<'a>(&'a self, old: &'a Table) -> (Vec<&'a str>, Vec<&'a str>) {
+        let changed = self
+            .targets
+            .iter()
+            .filter(|t| {
+                old.get(&t.key).is_none_or(|o| {
+                    o.context != t.context || o.cadence != t.cadence || o.timeout != t.timeout
+                })
+            })
+            .map(|t| t.key.as_str())
+            .collect();
+        let gone = old
+            .targets
+            .iter()
+            .filter(|o| self.get(&o.key).is_none())
+            .map(|o| o.key.as_str())
+            .collect();
+        (changed, gone)
+    }
+
+    /// Takes the settings of `new`, a table of the same targets checked the
+    /// same way, for each target whose check is not running now (a running
+    /// one takes them at the next refresh): what changes between reads
+    /// of HAProxy's pool without changing the check, like the counts
+    /// `--send-state` sends.
+    pub fn renew(&self, new: Table) {
+        for t in new.targets {
+            let Some(mine) = self.get(&t.key) else {
+                continue;
+            };
+            if let Ok(mut settings) = mine.settings.try_lock() {
+                *settings = t
+                    .settings
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+    }
+
     pub fn get(&self, key: &str) -> Option<&Target> {
         self.index.get(key).and_then(|&i| self.targets.get(i))
     }

@@ -59,6 +59,7 @@ pub fn run(mut jobs: Vec<Job>, threads: usize, started: Instant, reporter: &Repo
                 execute(&mut settings, if single { started } else { Instant::now() })
             }
             Some(Job::Failed(context, failure)) => Outcome::failed(context, failure),
+            Some(Job::Skipped(context)) => Outcome::not_probed(context),
             None => continue,
         };
         board.finish(i, outcome);
@@ -93,7 +94,7 @@ fn guard(
 ) -> Option<watchdog::Watchdog> {
     let ready = jobs.iter().filter_map(|j| match j {
         Job::Ready(s) => Some(s),
-        Job::Failed(..) => None,
+        Job::Failed(..) | Job::Skipped(_) => None,
     });
     let bound = match jobs {
         [Job::Ready(s)] => s.timeout,
@@ -136,12 +137,7 @@ impl Board {
     fn new(jobs: &[Job]) -> Board {
         let slots = jobs
             .iter()
-            .map(|j| {
-                Mutex::new(Slot::Waiting(match j {
-                    Job::Ready(s) => s.context.clone(),
-                    Job::Failed(c, _) => c.clone(),
-                }))
-            })
+            .map(|j| Mutex::new(Slot::Waiting(j.context().clone())))
             .collect();
         Board {
             slots,
@@ -241,6 +237,7 @@ mod test {
             probe: "OPTIONS".into(),
             protocol: "ICAP",
             syslog: None,
+            haproxy_state: None,
         })
     }
 

@@ -13,6 +13,7 @@ mod formats;
 mod haproxy;
 mod http;
 mod messages;
+mod runtime_api;
 mod signals;
 mod tls;
 mod usage;

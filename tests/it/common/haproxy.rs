@@ -311,3 +311,92 @@ pub fn processes_running(exe: &Path) -> Vec<u32> {
         })
         .collect()
 }
+
+/// HAProxy running `body` (backends and the like, `defaults` included
+/// before it), with two runtime API sockets: the helper's own at `level
+/// admin` (for [`HAProxy::api`] and a test's setup) and one at `level
+/// user`, the one icap-check is given. No external check.
+pub struct Runtime {
+    pub haproxy: HAProxy,
+    /// `stats socket PATH level user`.
+    pub user_sock: PathBuf,
+    /// `stats socket ipv4@127.0.0.1:PORT level user`.
+    pub user_tcp: String,
+    /// The haproxy.cfg HAProxy runs, for `--haproxy-cfg`.
+    pub cfg: PathBuf,
+}
+
+impl Runtime {
+    pub fn start(body: &str) -> Runtime {
+        assert!(
+            Path::new(HAPROXY).exists(),
+            "{HAPROXY} is missing: run tests/run, which installs Debian's haproxy"
+        );
+        let dir = TempDir::new("haproxy-rt");
+        let sock = dir.path().join("admin.sock");
+        let user_sock = dir.path().join("user.sock");
+        let user_tcp = format!("127.0.0.1:{}", super::free_port());
+        let cfg = format!(
+            "global\n    stats socket {} mode 600 level admin\n    \
+             stats socket {} mode 600 level user\n    stats socket ipv4@{user_tcp} level user\n\
+             defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    \
+             timeout server 5s\n{body}",
+            sock.display(),
+            user_sock.display(),
+        );
+        let cfg_path = dir.path().join("haproxy.cfg");
+        std::fs::write(&cfg_path, &cfg).expect("write haproxy.cfg");
+        let log = dir.path().join("haproxy.log");
+        let out = std::fs::File::create(&log).expect("create haproxy.log");
+        let err = out.try_clone().expect("dup log");
+        let child = Command::new(HAPROXY)
+            .arg("-f")
+            .arg(&cfg_path)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start haproxy");
+        let haproxy = HAProxy {
+            child: Some(child),
+            _dir: dir,
+            // No external check: nothing of ours for stop() to wait for.
+            check_bin: PathBuf::from("/nonexistent/icap-check"),
+            sock,
+            log,
+        };
+        let until = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&user_sock).is_err()
+            || std::net::TcpStream::connect(&user_tcp).is_err()
+        {
+            assert!(
+                Instant::now() < until,
+                "haproxy's runtime API did not come up:\n{}\n{cfg}",
+                haproxy.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Runtime {
+            haproxy,
+            user_sock,
+            user_tcp,
+            cfg: cfg_path,
+        }
+    }
+
+    /// The `level user` socket's path, as `--haproxy-socket` takes it.
+    pub fn user_path(&self) -> String {
+        self.user_sock.to_string_lossy().into_owned()
+    }
+
+    /// A command on the admin socket; panics unless HAProxy answers `expect`.
+    pub fn admin(&self, command: &str, expect: &str) {
+        let answer = self.haproxy.api(command);
+        assert!(
+            answer.contains(expect),
+            "'{command}' answered {answer:?}, not {expect:?}\n{}",
+            self.haproxy.log()
+        );
+    }
+}
