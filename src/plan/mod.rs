@@ -261,6 +261,33 @@ fn tls_client(
     Ok(Some(client))
 }
 
+/// Settings of a TCP check of 127.0.0.1:1 with `context`, for other
+/// modules' tests.
+#[cfg(test)]
+pub fn test_settings(context: Arc<Context>, cadence: Cadence) -> Settings {
+    let spec = Spec {
+        endpoint: crate::net::Endpoint::Tcp {
+            host: crate::net::Host::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
+            port: 1,
+        },
+        url_path: None,
+        tls: None,
+        typed: &|_| false,
+        dry_run: false,
+        resident: true,
+    };
+    let probe = Probe::build(Protocol::Tcp, &crate::probes::ProbeArgs::default(), spec)
+        .expect("a TCP probe");
+    Settings {
+        timeout: Duration::from_millis(500),
+        probe,
+        context,
+        verbose: 0,
+        notes: Vec::new(),
+        cadence,
+    }
+}
+
 #[cfg(test)]
 mod test {
     use std::ffi::OsString;
@@ -376,32 +403,5 @@ mod test {
         );
         assert_eq!(plan(&["--expect-string", "x", "tcp://h:1"]).len(), 1);
         assert_eq!(plan(&["--sni", "x", "https://h/"]).len(), 1);
-    }
-}
-
-/// Settings of a TCP check of 127.0.0.1:1 with `context`, for other
-/// modules' tests.
-#[cfg(test)]
-pub fn test_settings(context: Arc<Context>, cadence: Cadence) -> Settings {
-    let spec = Spec {
-        endpoint: crate::net::Endpoint::Tcp {
-            host: crate::net::Host::Ip(std::net::Ipv4Addr::LOCALHOST.into()),
-            port: 1,
-        },
-        url_path: None,
-        tls: None,
-        typed: &|_| false,
-        dry_run: false,
-        resident: true,
-    };
-    let probe = Probe::build(Protocol::Tcp, &crate::probes::ProbeArgs::default(), spec)
-        .expect("a TCP probe");
-    Settings {
-        timeout: Duration::from_millis(500),
-        probe,
-        context,
-        verbose: 0,
-        notes: Vec::new(),
-        cadence,
     }
 }

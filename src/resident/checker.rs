@@ -25,6 +25,9 @@ const IDLE: Duration = Duration::from_secs(30);
 /// The most checks in flight at once.
 const MAX_WORKERS: usize = 512;
 
+/// What the checker calls with each change of a target's health.
+type OnChange = dyn Fn(&super::table::Target, Health) + Send + Sync;
+
 pub struct Checker {
     /// The current table; replaced on reload.
     pub table: Arc<RwLock<Arc<Table>>>,
@@ -37,7 +40,7 @@ pub struct Checker {
     ready: Mutex<Ready>,
     work: Condvar,
     /// Called with each change of a target's health.
-    on_change: Box<dyn Fn(&super::table::Target, Health) + Send + Sync>,
+    on_change: Box<OnChange>,
 }
 
 struct Ready {
