@@ -119,7 +119,8 @@ pub struct ConfigArgs {
 #[command(next_help_heading = only::RUN)]
 pub struct RunArgs {
     /// Check every server of a pool as read from haproxy.cfg: the backends named by --backend, by
-    /// default every one with `option external-check`, each with its config-file sections
+    /// default every one with `option external-check` or a server with `agent-check`, each with
+    /// its config-file sections
     #[arg(long, value_name = "PATH")]
     pub haproxy_cfg: Option<PathBuf>,
 

@@ -2,8 +2,8 @@
 //! whole pool the way HAProxy would (`--haproxy-cfg`).
 //!
 //! Only what a check needs is read: `backend`/`listen` sections, whether
-//! they run `option external-check`, their `server` and `default-server`
-//! lines, and `defaults` sections, which HAProxy applies to the proxies that
+//! they run `option external-check` or their servers `agent-check`, their
+//! `server` and `default-server` lines, and `defaults` sections, which HAProxy applies to the proxies that
 //! follow them. Everything else is skipped.
 
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ pub struct Server {
     /// `ssl` or `check-ssl`.
     pub ssl: bool,
     pub disabled: bool,
+    /// `agent-check`: HAProxy asks an agent (the resident mode) about it.
+    pub agent_check: bool,
     /// Why the line cannot be checked (an address form not read, a bad
     /// port): that server fails alone, with this reason, as a
     /// configuration error.
@@ -75,10 +77,16 @@ pub struct HaproxyConfig {
 }
 
 impl HaproxyConfig {
-    /// The backends named, or by default every one with `option external-check`.
+    /// The backends named, or by default every one with `option
+    /// external-check` or a server with `agent-check` (a pool whose agent is
+    /// the resident mode has no external check).
     pub fn select(&self, names: &[String]) -> Result<Vec<&Backend>, Failure> {
         if names.is_empty() {
-            return Ok(self.backends.iter().filter(|b| b.external_check).collect());
+            return Ok(self
+                .backends
+                .iter()
+                .filter(|b| b.external_check || b.servers.iter().any(|s| s.agent_check))
+                .collect());
         }
         names
             .iter()
@@ -187,6 +195,7 @@ pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
                                 check_addr: None,
                                 ssl: false,
                                 disabled: false,
+                                agent_check: false,
                                 cadence: Cadence::default(),
                                 problem: Some(format!(
                                     "{}:{line}: {}",
@@ -229,6 +238,7 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         check_addr: None,
         ssl: false,
         disabled: false,
+        agent_check: false,
         problem: None,
         cadence: Cadence::default(),
     };
@@ -280,6 +290,8 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
             "no-ssl" | "no-check-ssl" => server.ssl = false,
             "disabled" => server.disabled = true,
             "enabled" => server.disabled = false,
+            "agent-check" => server.agent_check = true,
+            "no-agent-check" => server.agent_check = false,
             _ => {}
         }
         i += 1;
@@ -510,6 +522,27 @@ listen both
             .problem
             .as_deref()
             .is_some_and(|p| p.contains("invalid inter 'soon'")));
+    }
+
+    /// A pool whose agent is the resident mode has no external check: its
+    /// `agent-check` servers (on the line or `default-server`) select it.
+    #[test]
+    fn agent_check_servers_select_their_backend() {
+        let c = parse(
+            "backend agent\n server a 10.0.0.1:1344 agent-check agent-port 5555\n\
+             backend by_default\n default-server agent-check agent-port 5555\n server b 10.0.0.2:1344\n\
+             backend not_any_more\n default-server agent-check\n server c 10.0.0.3:1344 no-agent-check\n\
+             backend plain\n server d 10.0.0.4:1344 check\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let selected: Vec<_> = c
+            .select(&[])
+            .unwrap()
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
+        assert_eq!(selected, ["agent", "by_default"]);
     }
 
     #[test]
