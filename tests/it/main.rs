@@ -11,6 +11,7 @@ mod faults;
 mod formats;
 mod haproxy;
 mod http;
+mod resident;
 mod signals;
 mod tls;
 mod usage;

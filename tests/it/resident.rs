@@ -1,0 +1,630 @@
+//! The resident mode (`--agent-listen`): icap-check keeps running, checks
+//! every target on its own schedule, and answers HAProxy's agent check from
+//! the latest results. Debian's HAProxy 2.6 asks the agent as it does in
+//! production (one connection per check, its `agent-send` line, one line
+//! back); real c-icap servers stop and start; the fault server stands in
+//! only for what no real server does (an ICAP 200 wrapping HTTP 403, a
+//! server that never answers). Signals are sent with kill(1).
+//!
+//! HAProxy's agent semantics (shared/HAPROXY-CONTRACT.md, the HAProxy
+//! notes): `down` takes a server DOWN at once, even while its regular
+//! `check` passes; `up` cannot bring back a server whose regular check
+//! fails; no health word changes nothing. With `option log-health-checks`
+//! HAProxy logs every change of the agent's result (`Agent check for
+//! server B/S failed, ... info: "via agent : down (...)"`), whichever
+//! check took the server down first.
+//!
+//! The tests run in parallel, each with its own servers, agent and HAProxy
+//! on free loopback ports; bounds are what the settings imply plus slack.
+
+use crate::common::fault::{FaultServer, Step};
+use crate::common::haproxy::{HAProxy, Row, SLACK};
+use crate::common::resident::Resident;
+use crate::common::*;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The checks' deadline in the tests' config files, below every `inter`.
+const TIMEOUT: Duration = Duration::from_millis(600);
+/// `inter` on the server lines, which the resident mode checks at.
+const INTER: Duration = Duration::from_secs(1);
+/// HAProxy's `agent-inter`: how often it asks the agent.
+const AGENT_INTER: Duration = Duration::from_millis(500);
+
+/// icap-check's config file: the echo service, a deadline below `inter`.
+fn check_conf(extra: &str) -> String {
+    format!(
+        "# written by tests/it/resident.rs\ndefaults\n    service echo\n    timeout {}ms\n{extra}",
+        TIMEOUT.as_millis()
+    )
+}
+
+/// A haproxy.cfg around `backends`, as HAProxy and icap-check both read it.
+fn haproxy_cfg(backends: &str) -> String {
+    format!(
+        "# written by tests/it/resident.rs\ndefaults\n    mode tcp\n    timeout connect 1s\n    \
+         timeout client 5s\n    timeout server 5s\n{backends}"
+    )
+}
+
+/// A server line whose agent is icap-check on `agent_port`; `extra` goes
+/// before the agent keywords (`check`, say).
+fn server(backend: &str, name: &str, port: u16, agent_port: u16, extra: &str) -> String {
+    format!(
+        "    server {name} 127.0.0.1:{port} {extra}agent-check agent-addr 127.0.0.1 \
+         agent-port {agent_port} agent-inter {}ms agent-send \"{backend}/{name}\\n\"\n",
+        AGENT_INTER.as_millis()
+    )
+}
+
+/// `default-server` with the cadence the resident mode reads.
+fn cadence(fall: u32, rise: u32) -> String {
+    format!(
+        "    default-server inter {}ms fall {fall} rise {rise}\n",
+        INTER.as_millis()
+    )
+}
+
+/// Files in a temp dir, as paths the binary takes.
+struct Files {
+    dir: TempDir,
+}
+
+impl Files {
+    fn new(tag: &str) -> Files {
+        Files {
+            dir: TempDir::new(tag),
+        }
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write a test file");
+        path
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// The agent's fields of a `show stat` row, for the test's output.
+fn agent_fields(row: &Row) -> String {
+    [
+        "status",
+        "check_status",
+        "agent_status",
+        "agent_code",
+        "agent_duration",
+        "last_agt",
+        "agent_desc",
+        "agent_health",
+    ]
+    .iter()
+    .map(|k| format!("{k}={:?}", row.get(*k).map_or("", String::as_str)))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// `show stat`'s status, without the `* ` of a check in progress.
+fn status(row: &Row) -> &str {
+    row["status"].as_str()
+}
+
+/// The agent said `up` last (`via agent : up (REASON)`).
+fn agent_said_up(row: &Row) -> bool {
+    row["last_agt"].starts_with("via agent : up")
+}
+
+/// A c-icap stops: its server goes DOWN through the agent, with the
+/// reason in HAProxy's log; it starts again: UP again. `pool/icap01` has
+/// the agent alone; `checked/icap02` also has HAProxy's TCP `check`, which
+/// fails too when c-icap stops, so either may take it down first: its
+/// backend logs health checks, and the agent's `down` with the reason is
+/// asserted in that line.
+#[test]
+fn agent_takes_a_stopped_c_icap_down_and_back_up() {
+    let mut icaps = [CIcap::start(), CIcap::start()];
+    let agent_port = free_port();
+    let files = Files::new("agent-updown");
+    let cfg = files.write(
+        "haproxy.cfg",
+        &haproxy_cfg(&format!(
+            "backend pool\n{}{}backend checked\n    option log-health-checks\n{}{}",
+            cadence(2, 2),
+            server("pool", "icap01", icaps[0].port, agent_port, ""),
+            cadence(2, 2),
+            server("checked", "icap02", icaps[1].port, agent_port, "check "),
+        )),
+    );
+    let conf = files.write("icap-check.conf", &check_conf(""));
+    let agent = Resident::start(
+        agent_port,
+        &["--haproxy-cfg", s(&cfg), "--config", s(&conf)],
+    );
+    let haproxy = HAProxy::start_cfg(&cfg);
+    // Servers start UP in HAProxy; the agent's first `up` is the proof it is asked.
+    let up = |s: &HashMap<String, Row>| {
+        agent_said_up(&s["pool/icap01"])
+            && status(&s["pool/icap01"]) == "no check"
+            && agent_said_up(&s["checked/icap02"])
+            && status(&s["checked/icap02"]) == "UP"
+    };
+    haproxy.wait_for_stat(
+        "both servers UP, the agent saying up",
+        INTER * 2 + SLACK,
+        up,
+    );
+    let servers = haproxy.stat();
+    eprintln!("up:   {}", agent_fields(&servers["pool/icap01"]));
+
+    for icap in &mut icaps {
+        icap.stop();
+    }
+    let stopped = Instant::now();
+    let bound = INTER * 2 + TIMEOUT + AGENT_INTER + SLACK;
+    let took = haproxy.wait_for_stat("both servers DOWN", bound, |s| {
+        s.values().all(|r| status(r).starts_with("DOWN"))
+            && s.values()
+                .all(|r| r["last_agt"].starts_with("via agent : down ("))
+    });
+    eprintln!("DOWN after {took:?} (bound {bound:?})");
+    let servers = haproxy.stat();
+    for name in ["pool/icap01", "checked/icap02"] {
+        eprintln!("down: {name} {}", agent_fields(&servers[name]));
+        assert_eq!(
+            servers[name]["agent_status"].trim_start_matches("* "),
+            "L7STS"
+        );
+    }
+    let log = haproxy.log();
+    let reason = |port: u16| {
+        format!(
+            "via agent : down (OPTIONS: cannot connect: connection refused (127.0.0.1:{port}) (exit 3))"
+        )
+    };
+    assert!(
+        log.contains(&format!(
+            "Server pool/icap01 is DOWN, reason: Layer7 wrong status, code: 0, info: \"{}\"",
+            reason(icaps[0].port)
+        )),
+        "no agent reason for pool/icap01 in HAProxy's log:\n{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "Agent check for server checked/icap02 failed, reason: Layer7 wrong status, code: 0, info: \"{}\"",
+            reason(icaps[1].port)
+        )),
+        "no agent reason for checked/icap02 in HAProxy's log:\n{log}"
+    );
+    // icap-check's own log: one line per change, the reason on DOWN.
+    let own = agent.log();
+    assert!(
+        own.contains(&format!(
+            "icap-check: pool/icap01 DOWN: cannot connect: connection refused (127.0.0.1:{}) (exit 3)",
+            icaps[0].port
+        )),
+        "{own}"
+    );
+
+    for icap in &mut icaps {
+        icap.restart();
+    }
+    let bound = INTER * 2 + AGENT_INTER + SLACK;
+    let took = haproxy.wait_for_stat("both servers UP again", bound, up);
+    eprintln!(
+        "UP again after {took:?} (bound {bound:?}); stopped to up {:?}",
+        stopped.elapsed()
+    );
+    let servers = haproxy.stat();
+    eprintln!("up:   {}", agent_fields(&servers["checked/icap02"]));
+    let log = haproxy.stop();
+    assert!(log.contains("Server pool/icap01 is UP"), "{log}");
+    assert!(log.contains("Server checked/icap02 is UP"), "{log}");
+    let own = agent.log();
+    for name in ["pool/icap01", "checked/icap02"] {
+        let changes: Vec<&str> = own
+            .lines()
+            .filter(|l| l.starts_with(&format!("icap-check: {name} ")))
+            .collect();
+        assert_eq!(changes.len(), 3, "UP, DOWN, UP: one line each:\n{own}");
+        assert!(changes[2].ends_with(" UP"), "{own}");
+    }
+}
+
+/// A server that answers OPTIONS well and RESPMOD with an ICAP 200
+/// wrapping HTTP 403 (how Glasswall's rebuild service fails) goes DOWN
+/// through the agent while HAProxy's own TCP check keeps passing: the
+/// agent's `down` wins over a passing check. Its config section asks for
+/// RESPMOD; the c-icap beside it, in the same backend, stays UP on OPTIONS.
+#[test]
+fn a_respmod_403_takes_its_server_down_while_the_tcp_check_passes() {
+    let options_ok: &[u8] =
+        b"ICAP/1.0 200 OK\r\nMethods: RESPMOD, REQMOD\r\nISTag: \"fault-1\"\r\n\
+Preview: 1024\r\nEncapsulated: null-body=0\r\n\r\n";
+    let http = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+    let forbidden = format!(
+        "ICAP/1.0 200 OK\r\nISTag: \"fault-1\"\r\nEncapsulated: res-hdr=0, null-body={}\r\n\r\n{http}",
+        http.len()
+    );
+    // OPTIONS first on the same connection (--preview auto), then the
+    // RESPMOD's head; the answer comes while the sample is sent, and the
+    // rest is read until the check closes (HAProxy's TCP check: at once).
+    let bad = FaultServer::start(vec![
+        Step::ReadHead,
+        Step::Write(options_ok.to_vec()),
+        Step::ReadHead,
+        Step::Write(forbidden.into_bytes()),
+        Step::ReadUntil(b"\0never sent\0".to_vec()),
+    ]);
+    let good = CIcap::start();
+    let agent_port = free_port();
+    let files = Files::new("agent-403");
+    let cfg = files.write(
+        "haproxy.cfg",
+        &haproxy_cfg(&format!(
+            "backend pool\n{}{}{}",
+            cadence(2, 2),
+            server("pool", "icap01", good.port, agent_port, "check "),
+            server("pool", "gw01", bad.port(), agent_port, "check "),
+        )),
+    );
+    let conf = files.write(
+        "icap-check.conf",
+        &check_conf("server pool/gw01\n    method respmod\n"),
+    );
+    let agent = Resident::start(
+        agent_port,
+        &["--haproxy-cfg", s(&cfg), "--config", s(&conf)],
+    );
+    let haproxy = HAProxy::start_cfg(&cfg);
+    let took = haproxy.wait_for_stat(
+        "gw01 DOWN through the agent, its TCP check passing; icap01 UP",
+        INTER + TIMEOUT + AGENT_INTER * 2 + SLACK,
+        |s| {
+            let gw = &s["pool/gw01"];
+            status(gw).starts_with("DOWN")
+                && gw["check_status"].trim_start_matches("* ") == "L4OK"
+                && status(&s["pool/icap01"]) == "UP"
+                && agent_said_up(&s["pool/icap01"])
+        },
+    );
+    let servers = haproxy.stat();
+    eprintln!(
+        "gw01 DOWN after {took:?}: {}",
+        agent_fields(&servers["pool/gw01"])
+    );
+    let why = "RESPMOD: unhealthy: ICAP 200 wraps HTTP 403 Forbidden (exit 1)";
+    assert_eq!(
+        servers["pool/gw01"]["last_agt"],
+        format!("via agent : down ({why})")
+    );
+    let log = haproxy.stop();
+    assert!(
+        log.contains(&format!(
+            "Server pool/gw01 is DOWN, reason: Layer7 wrong status, code: 0, info: \"via agent : down ({why})\""
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("Server pool/icap01 is DOWN"), "{log}");
+    assert!(
+        agent.log().contains(
+            "icap-check: pool/gw01 DOWN: unhealthy: ICAP 200 wraps HTTP 403 Forbidden (exit 1)"
+        ),
+        "{}",
+        agent.log()
+    );
+    let methods = good.access_log();
+    assert!(
+        methods.contains("OPTIONS") && !methods.contains("RESPMOD"),
+        "{methods}"
+    );
+}
+
+/// Access-log lines of `icap`, now.
+fn lines(icap: &CIcap) -> usize {
+    icap.access_log().lines().count()
+}
+
+/// Two HAProxy instances ask one agent twice a second each: c-icap
+/// still sees one OPTIONS per `inter`, since the agent answers from its
+/// table and never probes for a question.
+#[test]
+fn two_haproxies_asking_one_agent_cost_one_probe_per_interval() {
+    let icap = CIcap::start();
+    let agent_port = free_port();
+    let files = Files::new("agent-two");
+    let cfg = files.write(
+        "haproxy.cfg",
+        &haproxy_cfg(&format!(
+            "backend pool\n{}{}",
+            cadence(2, 2),
+            server("pool", "icap01", icap.port, agent_port, ""),
+        )),
+    );
+    let conf = files.write("icap-check.conf", &check_conf(""));
+    let agent = Resident::start(
+        agent_port,
+        &["--haproxy-cfg", s(&cfg), "--config", s(&conf)],
+    );
+    let haproxies = [HAProxy::start_cfg(&cfg), HAProxy::start_cfg(&cfg)];
+    for h in &haproxies {
+        h.wait_for_stat("the agent said up", INTER * 2 + SLACK, |s| {
+            agent_said_up(&s["pool/icap01"])
+        });
+    }
+    let window = Duration::from_secs(5);
+    let (before, start) = (lines(&icap), Instant::now());
+    std::thread::sleep(window);
+    let probes = lines(&icap) - before;
+    let elapsed = start.elapsed();
+    let expected = elapsed.as_secs_f64() / INTER.as_secs_f64();
+    eprintln!("{probes} OPTIONS in {elapsed:?} (one per inter: {expected:.1})");
+    assert!(
+        (expected - 1.5..=expected + 1.5).contains(&(probes as f64)),
+        "{probes} OPTIONS in {elapsed:?} with inter {INTER:?}:\n{}",
+        icap.access_log()
+    );
+    drop(haproxies);
+    agent.signal("TERM");
+    let log = agent.wait_log("stopping; agent replies:", Duration::from_secs(2));
+    // Both asked: 2 instances x 2 a second over the window, at least.
+    let ups: u64 = log
+        .split("agent replies: up ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of up replies in:\n{log}"));
+    eprintln!("the agent answered up {ups} times");
+    assert!(ups as f64 >= 3.0 * elapsed.as_secs_f64(), "{log}");
+}
+
+/// SIGHUP rereads haproxy.cfg: a server added is checked and answered
+/// `up`, one removed is unknown; a server kept keeps its state (no
+/// `pending` in between). A config file that does not load on SIGHUP
+/// leaves the old targets checked and answered, with one log line naming
+/// the file and line; fixed, the next SIGHUP loads it.
+#[test]
+fn sighup_adds_and_removes_servers_and_a_bad_config_keeps_the_old_ones() {
+    let icap = CIcap::start();
+    let agent_port = free_port();
+    let files = Files::new("agent-hup");
+    let pool = |names: &[&str]| {
+        let mut text = format!("backend pool\n{}", cadence(2, 2));
+        for n in names {
+            text += &server("pool", n, icap.port, agent_port, "");
+        }
+        haproxy_cfg(&text)
+    };
+    let cfg = files.write("haproxy.cfg", &pool(&["icap01", "icap02"]));
+    let conf = files.write("icap-check.conf", &check_conf(""));
+    let agent = Resident::start(
+        agent_port,
+        &["--haproxy-cfg", s(&cfg), "--config", s(&conf)],
+    );
+    let is_up = |r: &str| r.starts_with("up #OPTIONS 200 ");
+    for name in ["pool/icap01\n", "pool/icap02\n"] {
+        agent.wait_reply(name, INTER * 2 + SLACK, is_up);
+    }
+
+    files.write("haproxy.cfg", &pool(&["icap01", "icap03"]));
+    agent.signal("HUP");
+    agent.wait_log("reloaded: 2 targets (were 2)", Duration::from_secs(5));
+    assert!(
+        is_up(&agent.ask("pool/icap01\n")),
+        "a kept server keeps its state"
+    );
+    assert_eq!(
+        agent.ask("pool/icap02\n"),
+        "#icap-check: unknown server 'pool/icap02'\n"
+    );
+    let reply = agent.wait_reply("pool/icap03\n", INTER * 2 + SLACK, |r| !r.starts_with("#"));
+    assert!(is_up(&reply), "{reply:?}");
+
+    // An unknown key in defaults: the whole reload is refused.
+    files.write("icap-check.conf", &check_conf("    frobnicate 1\n"));
+    let probes = lines(&icap);
+    agent.signal("HUP");
+    let log = agent.wait_log("reload failed", Duration::from_secs(5));
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("reload failed"))
+        .collect();
+    // The line names the file and line (after the target whose settings
+    // were being read when it failed).
+    let at = format!("{}:5: unknown key 'frobnicate'", conf.display());
+    assert!(
+        failed.len() == 1
+            && failed[0].starts_with(
+                "icap-check: reload failed, still checking the 2 targets loaded before: "
+            )
+            && failed[0].ends_with(&at),
+        "one line naming {at}:\n{log}"
+    );
+    // Still checked (c-icap sees them), still answered.
+    let until = Instant::now() + INTER * 2 + SLACK;
+    while lines(&icap) < probes + 2 {
+        assert!(Instant::now() < until, "no check since the failed reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for name in ["pool/icap01\n", "pool/icap03\n"] {
+        let reply = agent.ask(name);
+        assert!(is_up(&reply), "{name:?}: {reply:?}");
+    }
+
+    files.write("icap-check.conf", &check_conf(""));
+    agent.signal("HUP");
+    let until = Instant::now() + Duration::from_secs(5);
+    while agent
+        .log()
+        .matches("icap-check: reloaded: 2 targets (were 2)")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < until,
+            "the fixed file did not load:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(is_up(&agent.ask("pool/icap03\n")));
+}
+
+/// SIGTERM stops the resident mode at once, checks in flight or not (a
+/// server that never answers holds one): measured from kill(1) to exit.
+#[test]
+fn sigterm_stops_at_once() {
+    let icap = CIcap::start();
+    let silent = FaultServer::start(vec![Step::ReadUntil(b"\0never sent\0".to_vec())]);
+    let files = Files::new("agent-term");
+    let conf = files.write("icap-check.conf", "defaults\n    timeout 5s\n");
+    let mut agent = Resident::start(
+        free_port(),
+        &[
+            "--config",
+            s(&conf),
+            "--interval",
+            "200ms",
+            &icap.url("echo"),
+            &silent.url(),
+        ],
+    );
+    agent.wait_reply(&format!("{}\n", icap.url("echo")), SLACK, |r| {
+        r.starts_with("up ")
+    });
+    // The silent server holds a check for its 5 s deadline.
+    let until = Instant::now() + SLACK;
+    while silent.accepted() == 0 {
+        assert!(
+            Instant::now() < until,
+            "the silent server was never checked"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = Instant::now();
+    agent.signal("TERM");
+    let status = loop {
+        if let Some(status) = agent.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    };
+    let took = sent.elapsed();
+    eprintln!(
+        "SIGTERM to exit: {:.1} ms (kill(1)'s own start included)",
+        took.as_secs_f64() * 1000.0
+    );
+    assert_eq!(status.code(), Some(0), "{}", agent.log());
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(
+        agent
+            .log()
+            .contains("icap-check: stopping; agent replies: up "),
+        "{}",
+        agent.log()
+    );
+}
+
+/// Arrival times of new access-log lines of several c-icaps, polled.
+fn watch_logs(icaps: &[CIcap], window: Duration) -> Vec<Vec<Instant>> {
+    let mut seen: Vec<usize> = icaps.iter().map(lines).collect();
+    let mut arrivals = vec![Vec::new(); icaps.len()];
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        for (i, icap) in icaps.iter().enumerate() {
+            let n = lines(icap);
+            let now = Instant::now();
+            for _ in seen[i]..n {
+                arrivals[i].push(now);
+            }
+            seen[i] = n;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    arrivals
+}
+
+/// A hundred targets that never answer beside ten healthy c-icaps,
+/// `inter 1s`, `timeout 800ms`: the hanging checks each hold a worker
+/// until their deadline, and every healthy target is still checked once
+/// an interval, each gap within 10% of it (plus the log polling's
+/// resolution).
+#[test]
+fn a_hundred_hanging_targets_do_not_delay_the_healthy_ones() {
+    let icaps: Vec<CIcap> = (0..10)
+        .map(|_| std::thread::spawn(CIcap::start))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().expect("start c-icap"))
+        .collect();
+    let hanging = FaultServer::start(vec![Step::ReadUntil(b"\0never sent\0".to_vec())]);
+    let agent_port = free_port();
+    let mut text = format!("backend hot\n{}", cadence(2, 2));
+    for (i, icap) in icaps.iter().enumerate() {
+        text += &server("hot", &format!("h{i}"), icap.port, agent_port, "");
+    }
+    text += &format!("backend cold\n{}", cadence(2, 2));
+    for i in 0..100 {
+        text += &server("cold", &format!("c{i}"), hanging.port(), agent_port, "");
+    }
+    let files = Files::new("agent-hanging");
+    let cfg = files.write("haproxy.cfg", &haproxy_cfg(&text));
+    let conf = files.write(
+        "icap-check.conf",
+        "defaults\n    service echo\n    timeout 800ms\n",
+    );
+    let agent = Resident::start(
+        agent_port,
+        &["--haproxy-cfg", s(&cfg), "--config", s(&conf)],
+    );
+    // Every hanging target checked once: the pool is at its steady state.
+    let until = Instant::now() + INTER * 2 + SLACK;
+    while hanging.accepted() < 100 || icaps.iter().any(|c| lines(c) == 0) {
+        assert!(
+            Instant::now() < until,
+            "not every target checked: {} hanging",
+            hanging.accepted()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let window = Duration::from_millis(5200);
+    let arrivals = watch_logs(&icaps, window);
+    let poll = Duration::from_millis(30);
+    let (low, high) = (INTER.mul_f64(0.9) - poll, INTER.mul_f64(1.1) + poll);
+    let mut worst = Duration::ZERO;
+    for (i, times) in arrivals.iter().enumerate() {
+        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            (4..=6).contains(&times.len()),
+            "h{i}: {} checks in {window:?}",
+            times.len()
+        );
+        for g in &gaps {
+            let off = g.abs_diff(INTER);
+            worst = worst.max(off);
+            assert!(
+                (low..=high).contains(g),
+                "h{i}: a gap of {g:?}, gaps {gaps:?}"
+            );
+        }
+    }
+    eprintln!(
+        "healthy targets: {} checks each in {window:?}, the worst gap {worst:?} off inter; {} hanging connections",
+        arrivals[0].len(),
+        hanging.accepted()
+    );
+    assert!(agent.ask("hot/h0\n").starts_with("up #OPTIONS 200 "));
+    let cold = agent.ask("cold/c0\n");
+    assert!(
+        cold.starts_with("down #OPTIONS: ") && cold.contains("(exit 4)"),
+        "{cold:?}"
+    );
+    eprintln!("threads: {}", agent.threads());
+}
