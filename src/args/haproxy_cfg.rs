@@ -7,6 +7,7 @@
 //! follow them. Everything else is skipped.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::config_file::split_words;
 use super::target::Cadence;
@@ -42,7 +43,47 @@ pub struct Server {
     pub problem: Option<String>,
     /// `inter`, `fastinter`, `downinter`, `rise`, `fall`: how often the
     /// resident mode checks it.
-    pub cadence: Cadence,
+    pub cadence: CadenceGiven,
+}
+
+/// A server line's `inter`, `fastinter`, `downinter` (each only if given,
+/// there or on `default-server`), `rise` and `fall` (HAProxy's 2 and 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CadenceGiven {
+    pub inter: Option<Duration>,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+impl Default for CadenceGiven {
+    fn default() -> CadenceGiven {
+        let haproxy = Cadence::default();
+        CadenceGiven {
+            inter: None,
+            fastinter: None,
+            downinter: None,
+            rise: haproxy.rise,
+            fall: haproxy.fall,
+        }
+    }
+}
+
+impl CadenceGiven {
+    /// As HAProxy reads the line, with `inter` defaulting to `default_inter`
+    /// (`--interval`, or HAProxy's 2 s), and `fastinter` and `downinter`
+    /// to `inter`.
+    pub fn with_default(&self, default_inter: Duration) -> Cadence {
+        let inter = self.inter.unwrap_or(default_inter);
+        Cadence {
+            inter,
+            fastinter: self.fastinter.unwrap_or(inter),
+            downinter: self.downinter.unwrap_or(inter),
+            rise: self.rise,
+            fall: self.fall,
+        }
+    }
 }
 
 impl Server {
@@ -196,7 +237,7 @@ pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
                                 ssl: false,
                                 disabled: false,
                                 agent_check: false,
-                                cadence: Cadence::default(),
+                                cadence: CadenceGiven::default(),
                                 problem: Some(format!(
                                     "{}:{line}: {}",
                                     path.display(),
@@ -240,10 +281,8 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         disabled: false,
         agent_check: false,
         problem: None,
-        cadence: Cadence::default(),
+        cadence: CadenceGiven::default(),
     };
-    let mut fastinter = None;
-    let mut downinter = None;
     let params: Vec<&String> = defaults.iter().chain(&words[3..]).collect();
     let mut i = 0;
     while i < params.len() {
@@ -267,9 +306,9 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
                     .filter(|t| !t.is_zero())
                     .ok_or_else(|| format!("server '{name}': invalid {key} '{v}'"))?;
                 match key {
-                    "inter" => server.cadence.inter = t,
-                    "fastinter" => fastinter = Some(t),
-                    _ => downinter = Some(t),
+                    "inter" => server.cadence.inter = Some(t),
+                    "fastinter" => server.cadence.fastinter = Some(t),
+                    _ => server.cadence.downinter = Some(t),
                 }
                 i += 1;
             }
@@ -296,9 +335,6 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         }
         i += 1;
     }
-    // As in HAProxy: unset, both are `inter`.
-    server.cadence.fastinter = fastinter.unwrap_or(server.cadence.inter);
-    server.cadence.downinter = downinter.unwrap_or(server.cadence.inter);
     Ok(server)
 }
 
@@ -496,7 +532,8 @@ listen both
         .unwrap();
         let s = &c.backends[0].servers;
         let ms = |d: std::time::Duration| d.as_millis();
-        let a = s[0].cadence;
+        let haproxy = Cadence::default().inter;
+        let a = s[0].cadence.with_default(haproxy);
         assert_eq!(
             (
                 ms(a.inter),
@@ -507,7 +544,7 @@ listen both
             ),
             (5000, 5000, 5000, 3, 4)
         );
-        let b = s[1].cadence;
+        let b = s[1].cadence.with_default(haproxy);
         assert_eq!(
             (
                 ms(b.inter),
@@ -522,6 +559,25 @@ listen both
             .problem
             .as_deref()
             .is_some_and(|p| p.contains("invalid inter 'soon'")));
+        // No `inter` anywhere: the caller's default (--interval) for all three.
+        let d = parse(
+            "backend b\n server d 10.0.0.4:1344 fall 1 fastinter 300ms\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let d = d.backends[0].servers[0]
+            .cadence
+            .with_default(Duration::from_millis(700));
+        assert_eq!(
+            (
+                ms(d.inter),
+                ms(d.fastinter),
+                ms(d.downinter),
+                d.rise,
+                d.fall
+            ),
+            (700, 300, 700, 2, 1)
+        );
     }
 
     /// A pool whose agent is the resident mode has no external check: its

@@ -343,7 +343,15 @@ fn pool(
                     backend: names.0.clone(),
                     server: names.1.clone(),
                     notes: Vec::new(),
-                    cadence: Some(server.cadence),
+                    // --interval where the line gives no `inter`.
+                    cadence: Some(
+                        server.cadence.with_default(
+                            typed
+                                .run
+                                .interval
+                                .unwrap_or(target::Cadence::default().inter),
+                        ),
+                    ),
                 })
             };
             let prepared = merging.merge(target, names.0.clone(), names.1.clone());

@@ -323,6 +323,46 @@ Preview: 1024\r\nEncapsulated: null-body=0\r\n\r\n";
     );
 }
 
+/// A server line without `inter` is checked every `--interval` (the help's
+/// promise; HAProxy's 2 s only when neither is given), while the line's
+/// `fall` and `rise` still apply.
+#[test]
+fn interval_applies_where_haproxy_cfg_gives_no_inter() {
+    let icap = CIcap::start();
+    let agent_port = free_port();
+    let files = Files::new("agent-interval");
+    let cfg = files.write(
+        "haproxy.cfg",
+        &haproxy_cfg(&format!(
+            "backend pool\n{}",
+            server("pool", "icap01", icap.port, agent_port, "fall 1 rise 1 ")
+        )),
+    );
+    let conf = files.write("icap-check.conf", &check_conf(""));
+    let every = Duration::from_millis(250);
+    let agent = Resident::start(
+        agent_port,
+        &[
+            "--haproxy-cfg",
+            s(&cfg),
+            "--config",
+            s(&conf),
+            "--interval",
+            &format!("{}ms", every.as_millis()),
+        ],
+    );
+    agent.wait_reply("pool/icap01\n", SLACK, |r| r.starts_with("up "));
+    let (before, start) = (lines(&icap), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let probes = lines(&icap) - before;
+    let expected = start.elapsed().as_secs_f64() / every.as_secs_f64();
+    eprintln!("{probes} OPTIONS in 2 s at --interval {every:?} (expected {expected:.1})");
+    assert!(
+        (expected - 1.5..=expected + 1.5).contains(&(probes as f64)),
+        "{probes} OPTIONS in 2 s with --interval {every:?}"
+    );
+}
+
 /// Access-log lines of `icap`, now.
 fn lines(icap: &CIcap) -> usize {
     icap.access_log().lines().count()
