@@ -7,12 +7,15 @@
 //! The protocol is pure functions ([`identity`], [`reply`]); the listener
 //! ([`serve`]) answers a connection whose line has arrived in the accept
 //! loop itself, and hands the others to a few threads with a short
-//! deadline, so that idle or flooding clients never delay HAProxy.
+//! deadline, so that idle or flooding clients never delay HAProxy. When
+//! more are waiting than that, the oldest wait ends early: idle clients
+//! are the ones that wait long, never a line already on its way.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::health::Health;
@@ -25,9 +28,13 @@ pub const MAX_REASON: usize = 128;
 const MAX_LINE: usize = 256;
 /// How long a connection may take to send its line.
 const LINE_DEADLINE: Duration = Duration::from_millis(500);
-/// Connections waiting for their line at once; past it, a connection
-/// without a line is answered at once.
+/// Connections waiting for their line at once; past it, the oldest one's
+/// wait ends (see [`make_room`]).
 const MAX_WAITING: usize = 64;
+
+/// The connections waiting for their line, each on its thread, oldest
+/// first: its id, and a handle to end its wait.
+type Waiting = Mutex<VecDeque<(u64, TcpStream)>>;
 
 /// What the agent adds to its replies beyond the health word.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -258,7 +265,8 @@ pub fn serve(
     extras: Extras,
     counts: Arc<Counts>,
 ) {
-    let waiting = Arc::new(AtomicUsize::new(0));
+    let waiting: Arc<Waiting> = Arc::default();
+    let mut ids = 0u64;
     for conn in listener.incoming() {
         let Ok(mut stream) = conn else {
             // Out of descriptors, or a connection reset before accept: go on.
@@ -272,14 +280,24 @@ pub fn serve(
         let mut buf = [0u8; MAX_LINE];
         let got = peek_line(&mut stream, &mut buf);
         let complete = got.contains(&b'\n') || got.len() == MAX_LINE || current.only().is_some();
-        if complete || waiting.load(Ordering::Relaxed) >= MAX_WAITING {
+        let handle = match complete {
+            true => None,
+            false => stream.try_clone().ok(),
+        };
+        let Some(handle) = handle else {
             let text = answer(&current, got, extras, &counts);
             let _ = stream.set_nonblocking(true);
             let _ = stream.write_all(text.as_bytes());
             continue;
-        }
+        };
         let have = got.len();
-        waiting.fetch_add(1, Ordering::Relaxed);
+        ids += 1;
+        let id = ids;
+        {
+            let mut w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            make_room(&mut w);
+            w.push_back((id, handle));
+        }
         let (table, counts, done) = (current, counts.clone(), waiting.clone());
         let spawned = std::thread::Builder::new()
             .name("agent".into())
@@ -288,13 +306,37 @@ pub fn serve(
                 let got = read_line(&mut stream, &mut buf, have);
                 let text = answer(&table, got, extras, &counts);
                 let _ = stream.write_all(text.as_bytes());
-                done.fetch_sub(1, Ordering::Relaxed);
+                forget(&done, id);
             });
         if spawned.is_err() {
             // No thread: the connection is dropped, as an unreachable agent
             // (HAProxy keeps the server's state).
-            waiting.fetch_sub(1, Ordering::Relaxed);
+            forget(&waiting, id);
         }
+    }
+}
+
+/// Ends the wait of the oldest connections until there is room for one
+/// more. Their reads end at once (as at their deadline), with their line
+/// if it has come: a client that is still silent after MAX_WAITING others
+/// connected is idle, while a well-behaved client's line arrives right
+/// after its connect. Answering the newest at once instead, as this did,
+/// told a well-behaved client whose line was still on its way "which
+/// server?" whenever MAX_WAITING idle clients were connected.
+fn make_room(waiting: &mut VecDeque<(u64, TcpStream)>) {
+    while waiting.len() >= MAX_WAITING {
+        if let Some((_, oldest)) = waiting.pop_front() {
+            // Its queued bytes stay readable; the write of the reply works.
+            let _ = oldest.shutdown(Shutdown::Read);
+        }
+    }
+}
+
+/// The connection `id` no longer waits.
+fn forget(waiting: &Waiting, id: u64) {
+    let mut w = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(at) = w.iter().position(|(i, _)| *i == id) {
+        w.remove(at);
     }
 }
 

@@ -19,10 +19,11 @@
 
 use crate::common::fault::{FaultServer, Step};
 use crate::common::haproxy::{HAProxy, Row, SLACK};
-use crate::common::resident::Resident;
+use crate::common::resident::{self, Resident};
 use crate::common::*;
 
 use std::collections::HashMap;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -570,6 +571,199 @@ fn sigterm_stops_at_once() {
         "{}",
         agent.log()
     );
+}
+
+/// One well-behaved agent check (its line sent with the connect), timed
+/// from connect to the reply's line end.
+fn timed_ask(agent: std::net::SocketAddr, line: &str) -> (Duration, String) {
+    let start = Instant::now();
+    let reply = resident::ask(agent, line);
+    (start.elapsed(), reply)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Raises this process's soft limit on descriptors to its hard limit (the
+/// test holds a thousand connections; CI's soft limit may be 1024).
+fn raise_nofile() {
+    const PRLIMIT: &str = "/usr/bin/prlimit";
+    assert!(
+        Path::new(PRLIMIT).exists(),
+        "{PRLIMIT} is missing: Debian's util-linux has it"
+    );
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let hard = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .expect("Max open files in /proc/self/limits");
+    let raised = std::process::Command::new(PRLIMIT)
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={hard}:"),
+        ])
+        .status()
+        .expect("run prlimit");
+    assert!(raised.success(), "prlimit --nofile={hard}:");
+}
+
+/// What the resident process holds: RSS (KiB), descriptors, threads.
+fn holds(agent: &Resident) -> (u64, usize, usize) {
+    (agent.rss_kib(), agent.fds(), agent.threads())
+}
+
+/// One round of hostile clients against the agent at `addr`: one that
+/// connects and sends nothing, one that sends a megabyte without a line
+/// end, and a thousand idle connections, all held open until well-behaved
+/// clients have asked 200 times while the thousand connect and 200 times
+/// once they are all open. Returns each set's latencies, sorted, and what
+/// the process held while they were open.
+fn hostile_round(agent: &Resident, ask_line: &str) -> [Vec<Duration>; 2] {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let addr = agent.agent;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let silent = TcpStream::connect(addr).expect("connect: the silent client");
+    let megabyte = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).expect("connect: the megabyte client");
+        // The agent answers after 256 bytes and stops reading: the rest fails.
+        let _ = std::io::Write::write_all(&mut s, &vec![b'x'; 1 << 20]);
+        s
+    });
+    let (opened, all_open) = std::sync::mpsc::channel();
+    let idle = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::with_capacity(1000);
+            for _ in 0..1000 {
+                match TcpStream::connect(addr) {
+                    Ok(s) => held.push(s),
+                    Err(e) => return Err(e),
+                }
+            }
+            let _ = opened.send(());
+            while !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(held)
+        })
+    };
+    let ask = |took: &mut Vec<Duration>| {
+        let (t, reply) = timed_ask(addr, ask_line);
+        assert!(reply.starts_with("up "), "{reply:?}\n{}", agent.log());
+        took.push(t);
+    };
+    let mut connecting = Vec::new();
+    while connecting.len() < 200 || all_open.try_recv().is_err() {
+        if connecting.len() < 200 {
+            ask(&mut connecting);
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let mut open = Vec::new();
+    while open.len() < 200 {
+        ask(&mut open);
+    }
+    let under = holds(agent);
+    stop.store(true, Ordering::SeqCst);
+    let held = idle.join().expect("the idle clients' thread");
+    let held = held.unwrap_or_else(|e| panic!("an idle client could not connect: {e}"));
+    assert_eq!(held.len(), 1000);
+    let flooded = megabyte.join().expect("the megabyte client's thread");
+    drop((held, flooded, silent));
+    eprintln!(
+        "under hostile clients: RSS {} KiB, {} fds, {} threads",
+        under.0, under.1, under.2
+    );
+    for t in [&mut connecting, &mut open] {
+        t.sort();
+    }
+    [connecting, open]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Hostile clients of the agent (see [`hostile_round`]): well-behaved
+/// clients (their line sent with the connect) are still answered fast,
+/// both while a thousand idle connections are made and while they are
+/// held; and once they are gone the process holds what it held before:
+/// its descriptors and threads, and its RSS after a one-time growth (the
+/// allocator's per-thread arenas): a second round adds nothing.
+#[test]
+fn hostile_agent_clients_neither_slow_replies_nor_leave_anything_behind() {
+    raise_nofile();
+    let icap = CIcap::start();
+    let echo = icap.url("echo");
+    // Two targets: a connection naming none is not the only target's.
+    let agent = Resident::start(
+        free_port(),
+        &["--timeout", "600ms", &echo, &icap.url("other")],
+    );
+    let ask_line = format!("{echo}\n");
+    agent.wait_reply(&ask_line, SLACK, |r| r.starts_with("up "));
+    // Warm: the agent's code paths and the checker's workers exist.
+    for _ in 0..20 {
+        timed_ask(agent.agent, &ask_line);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let before = holds(&agent);
+    let mut after = Vec::new();
+    for round in 1..=2 {
+        let [connecting, open] = hostile_round(&agent, &ask_line);
+        for (what, took) in [
+            ("while 1,000 connect", &connecting),
+            ("while they are held", &open),
+        ] {
+            let (p50, p99) = (percentile(took, 0.5), percentile(took, 0.99));
+            eprintln!(
+                "round {round}, {} replies {what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                took.len(),
+                ms(p50),
+                ms(p99),
+                ms(took[took.len() - 1])
+            );
+            // Generous: a loaded 2-core machine; the precise figures are a benchmark's.
+            assert!(p99 < Duration::from_millis(50), "p99 {p99:?} {what}");
+        }
+        // The agent's waiting threads end by their 500 ms line deadline.
+        let until = Instant::now() + Duration::from_secs(3);
+        let now = loop {
+            let now = holds(&agent);
+            if (now.1 <= before.1 && now.2 <= before.2) || Instant::now() > until {
+                break now;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        eprintln!(
+            "round {round}: RSS {} -> {} KiB, fds {} -> {}, threads {} -> {}",
+            before.0, now.0, before.1, now.1, before.2, now.2
+        );
+        assert!(
+            now.1 <= before.1 && now.2 <= before.2,
+            "fds or threads left:\n{}",
+            agent.log()
+        );
+        after.push(now.0);
+    }
+    assert!(
+        after[0] <= before.0 + 4096,
+        "RSS {} -> {} KiB",
+        before.0,
+        after[0]
+    );
+    assert!(
+        after[1] <= after[0] + 512,
+        "RSS grows each round: {} -> {after:?} KiB",
+        before.0
+    );
+    // Still answering.
+    assert!(agent.ask(&ask_line).starts_with("up "));
 }
 
 /// Arrival times of new access-log lines of several c-icaps, polled.
