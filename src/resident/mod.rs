@@ -46,7 +46,7 @@ pub fn run(
             return ExitStatus::Usage.code();
         }
     };
-    let listener = match TcpListener::bind(addr) {
+    let listener = match listen(addr) {
         Ok(l) => l,
         Err(e) => {
             report::usage_error(&Failure::Usage(format!(
@@ -91,6 +91,25 @@ pub fn run(
         }
     }
     wait_for_signals(signals, &argv, env, &checker, &counts)
+}
+
+/// Connections the kernel queues for the agent before it accepts them.
+/// std listens with 128: a burst of other connections (a thousand idle
+/// clients connecting at once, tests/it/resident.rs) filled that queue
+/// while the accept loop started their threads, and HAProxy's connect was
+/// dropped and sent again a second later. The kernel caps it at
+/// net.core.somaxconn (4096 by default).
+const BACKLOG: i32 = 4096;
+
+/// The agent's listening socket, as std's `TcpListener::bind` makes it
+/// (SO_REUSEADDR, close-on-exec) but with [`BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// The main thread's work: reload on SIGHUP, stop on SIGTERM/SIGINT.

@@ -690,11 +690,13 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Hostile clients of the agent (see [`hostile_round`]): well-behaved
-/// clients (their line sent with the connect) are still answered fast,
-/// both while a thousand idle connections are made and while they are
-/// held; and once they are gone the process holds what it held before:
-/// its descriptors and threads, and its RSS after a one-time growth (the
-/// allocator's per-thread arenas): a second round adds nothing.
+/// clients (their line sent with the connect) are still answered `up`, and
+/// fast, both while a thousand idle connections are made and while they
+/// are held, never after a dropped connect; and once they are gone the
+/// process holds what it held before: its descriptors and threads, and its
+/// RSS after a one-time growth of a few MiB (the allocator's per-thread
+/// arenas and its cache of thread stacks), which a second round does not
+/// repeat.
 #[test]
 fn hostile_agent_clients_neither_slow_replies_nor_leave_anything_behind() {
     raise_nofile();
@@ -716,20 +718,35 @@ fn hostile_agent_clients_neither_slow_replies_nor_leave_anything_behind() {
     let mut after = Vec::new();
     for round in 1..=2 {
         let [connecting, open] = hostile_round(&agent, &ask_line);
-        for (what, took) in [
-            ("while 1,000 connect", &connecting),
-            ("while they are held", &open),
+        // Generous bounds: a loaded 2-core machine and the debug build; the
+        // precise figures are a benchmark's. While the thousand connect, a
+        // well-behaved connection queues behind those not yet accepted
+        // (each costs the accept loop a thread): a looser bound there.
+        for (what, took, bound) in [
+            (
+                "while 1,000 connect",
+                &connecting,
+                Duration::from_millis(200),
+            ),
+            ("while they are held", &open, Duration::from_millis(50)),
         ] {
             let (p50, p99) = (percentile(took, 0.5), percentile(took, 0.99));
+            let max = took[took.len() - 1];
             eprintln!(
                 "round {round}, {} replies {what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 took.len(),
                 ms(p50),
                 ms(p99),
-                ms(took[took.len() - 1])
+                ms(max)
             );
-            // Generous: a loaded 2-core machine; the precise figures are a benchmark's.
-            assert!(p99 < Duration::from_millis(50), "p99 {p99:?} {what}");
+            assert!(p99 < bound, "p99 {p99:?} {what}");
+            // A second or more is a connect dropped from a full listen
+            // queue and sent again (the kernel's 1 s SYN retry), which no
+            // scheduling delay comes near.
+            assert!(
+                max < Duration::from_millis(900),
+                "a reply took {max:?} {what}"
+            );
         }
         // The agent's waiting threads end by their 500 ms line deadline.
         let until = Instant::now() + Duration::from_secs(3);
@@ -758,7 +775,7 @@ fn hostile_agent_clients_neither_slow_replies_nor_leave_anything_behind() {
         after[0]
     );
     assert!(
-        after[1] <= after[0] + 512,
+        after[1] <= after[0] + 1024,
         "RSS grows each round: {} -> {after:?} KiB",
         before.0
     );
