@@ -28,6 +28,11 @@ pub const MAX_REASON: usize = 128;
 const MAX_LINE: usize = 256;
 /// How long a connection may take to send its line.
 const LINE_DEADLINE: Duration = Duration::from_millis(500);
+/// With one target, how long a connection that has sent nothing is given
+/// to send a line before it is taken to send none (HAProxy without
+/// `agent-send`) and answered with that target's health: well under
+/// HAProxy's agent timeout (`agent-inter`, 2 s by default; 500 ms seen).
+const SILENT_AFTER: Duration = Duration::from_millis(100);
 /// Connections waiting for their line at once; past it, the oldest one's
 /// wait ends (see [`make_room`]).
 const MAX_WAITING: usize = 64;
@@ -279,7 +284,10 @@ pub fn serve(
         // HAProxy sends its line with the connect: it is usually here already.
         let mut buf = [0u8; MAX_LINE];
         let got = peek_line(&mut stream, &mut buf);
-        let complete = got.contains(&b'\n') || got.len() == MAX_LINE || current.only().is_some();
+        // Nothing yet is not "no line", even with one target: a line naming
+        // another server may be on its way, and answering it as the only
+        // target would give one server's health for another's.
+        let complete = got.contains(&b'\n') || got.len() == MAX_LINE;
         let handle = match complete {
             true => None,
             false => stream.try_clone().ok(),
@@ -303,7 +311,11 @@ pub fn serve(
             .name("agent".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                let got = read_line(&mut stream, &mut buf, have);
+                let silent_after = match table.only() {
+                    Some(_) => SILENT_AFTER,
+                    None => LINE_DEADLINE,
+                };
+                let got = read_line(&mut stream, &mut buf, have, silent_after);
                 let text = answer(&table, got, extras, &counts);
                 let _ = stream.write_all(text.as_bytes());
                 forget(&done, id);
@@ -348,10 +360,22 @@ fn peek_line<'b>(stream: &mut TcpStream, buf: &'b mut [u8]) -> &'b [u8] {
     &buf[..n]
 }
 
-/// Reads until a line end, `buf` is full, the peer stops, or the deadline.
-fn read_line<'b>(stream: &mut TcpStream, buf: &'b mut [u8], mut have: usize) -> &'b [u8] {
-    let until = Instant::now() + LINE_DEADLINE;
+/// Reads until a line end, `buf` is full, the peer stops, or the deadline:
+/// `silent_after` while nothing has come, [`LINE_DEADLINE`] once it has.
+fn read_line<'b>(
+    stream: &mut TcpStream,
+    buf: &'b mut [u8],
+    mut have: usize,
+    silent_after: Duration,
+) -> &'b [u8] {
+    let start = Instant::now();
     while have < buf.len() && !buf[..have].contains(&b'\n') {
+        let until = start
+            + if have == 0 {
+                silent_after
+            } else {
+                LINE_DEADLINE
+            };
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
             break;

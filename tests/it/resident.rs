@@ -611,6 +611,45 @@ fn raise_nofile() {
     assert!(raised.success(), "prlimit --nofile={hard}:");
 }
 
+/// With one target, a connection that sends nothing is answered with that
+/// target's health (HAProxy without `agent-send`), but a connection that
+/// names another server is told it is unknown, even when its line comes a
+/// little after its connect, as it may on a busy machine.
+#[test]
+fn one_target_answers_silence_but_never_for_another_name() {
+    let icap = CIcap::start();
+    let echo = icap.url("echo");
+    let agent = Resident::start(free_port(), &["--timeout", "600ms", &echo]);
+    agent.wait_reply(&format!("{echo}\n"), SLACK, |r| r.starts_with("up "));
+    let read_reply = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok();
+        let mut reply = String::new();
+        let _ = std::io::Read::read_to_string(s, &mut reply);
+        reply
+    };
+    for delay in [Duration::ZERO, Duration::from_millis(30)] {
+        let mut s = TcpStream::connect(agent.agent).expect("connect to the agent");
+        std::thread::sleep(delay);
+        std::io::Write::write_all(&mut s, b"pool/other\n").expect("send the line");
+        assert_eq!(
+            read_reply(&mut s),
+            "#icap-check: unknown server 'pool/other'\n",
+            "its line sent {delay:?} after the connect"
+        );
+    }
+    // Sends nothing and waits, as HAProxy does without agent-send.
+    let asked = Instant::now();
+    let mut s = TcpStream::connect(agent.agent).expect("connect to the agent");
+    let reply = read_reply(&mut s);
+    let took = asked.elapsed();
+    assert!(reply.starts_with("up #OPTIONS 200 "), "{reply:?}");
+    eprintln!("a silent connection answered after {took:?}");
+    assert!(
+        took < Duration::from_millis(400),
+        "{took:?}: HAProxy's agent timeout may be 500 ms"
+    );
+}
+
 /// What the resident process holds: RSS (KiB), descriptors, threads.
 fn holds(agent: &Resident) -> (u64, usize, usize) {
     (agent.rss_kib(), agent.fds(), agent.threads())
