@@ -659,9 +659,18 @@ fn holds(agent: &Resident) -> (u64, usize, usize) {
 /// connects and sends nothing, one that sends a megabyte without a line
 /// end, and a thousand idle connections, all held open until well-behaved
 /// clients have asked 200 times while the thousand connect and 200 times
-/// once they are all open. Returns each set's latencies, sorted, and what
-/// the process held while they were open.
-fn hostile_round(agent: &Resident, ask_line: &str) -> [Vec<Duration>; 2] {
+/// once they are all open. Returns each set's latencies, sorted, and how
+/// many replies while they connected had no health word.
+///
+/// Every reply held open is `up`. While they connect, the agent ends the
+/// wait of its oldest waiting connection each time one past 64 comes: a
+/// client of ours whose line was not sent before 64 more connections were
+/// accepted (its thread put off between connect and write on a busy
+/// 2-core machine; 64 accepts take a few ms) is answered `#icap-check:
+/// which server? ...`, which HAProxy ignores (the server keeps its state).
+/// That is what the agent promises under a connect flood: never a wrong
+/// health word, and almost always the right one.
+fn hostile_round(agent: &Resident, ask_line: &str) -> ([Vec<Duration>; 2], usize) {
     use std::sync::atomic::{AtomicBool, Ordering};
     let addr = agent.agent;
     let stop = std::sync::Arc::new(AtomicBool::new(false));
@@ -690,22 +699,28 @@ fn hostile_round(agent: &Resident, ask_line: &str) -> [Vec<Duration>; 2] {
             Ok(held)
         })
     };
-    let ask = |took: &mut Vec<Duration>| {
+    let ask = |took: &mut Vec<Duration>, flood: bool| {
         let (t, reply) = timed_ask(addr, ask_line);
-        assert!(reply.starts_with("up "), "{reply:?}\n{}", agent.log());
+        let unsure = flood && reply.starts_with("#icap-check: which server? ");
+        assert!(
+            reply.starts_with("up ") || unsure,
+            "{reply:?}\n{}",
+            agent.log()
+        );
         took.push(t);
+        usize::from(unsure)
     };
-    let mut connecting = Vec::new();
+    let (mut connecting, mut unsure) = (Vec::new(), 0);
     while connecting.len() < 200 || all_open.try_recv().is_err() {
         if connecting.len() < 200 {
-            ask(&mut connecting);
+            unsure += ask(&mut connecting, true);
         } else {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
     let mut open = Vec::new();
     while open.len() < 200 {
-        ask(&mut open);
+        ask(&mut open, false);
     }
     let under = holds(agent);
     stop.store(true, Ordering::SeqCst);
@@ -721,21 +736,29 @@ fn hostile_round(agent: &Resident, ask_line: &str) -> [Vec<Duration>; 2] {
     for t in [&mut connecting, &mut open] {
         t.sort();
     }
-    [connecting, open]
+    ([connecting, open], unsure)
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Rounds of hostile clients: 3,000 connections in all.
+const ROUNDS: usize = 3;
+/// What the process may hold after a round beyond what it held before the
+/// first (measured: 2-3 MiB alone, up to 4.9 MiB beside two CPU hogs); a
+/// leak of 3 KiB a connection would pass it by the last round.
+const RSS_GROWTH_KIB: u64 = 8 * 1024;
+
 /// Hostile clients of the agent (see [`hostile_round`]): well-behaved
 /// clients (their line sent with the connect) are still answered `up`, and
 /// fast, both while a thousand idle connections are made and while they
 /// are held, never after a dropped connect; and once they are gone the
-/// process holds what it held before: its descriptors and threads, and its
-/// RSS after a one-time growth of a few MiB (the allocator's per-thread
-/// arenas and its cache of thread stacks), which a second round does not
-/// repeat.
+/// process holds what it held before: its descriptors and threads
+/// exactly, and its RSS within a few MiB, the same cap after every round
+/// (what it keeps is the allocator's per-thread arenas and its cache of
+/// thread stacks, bounded by how many threads ran at once, never by how
+/// many clients came).
 #[test]
 fn hostile_agent_clients_neither_slow_replies_nor_leave_anything_behind() {
     raise_nofile();
@@ -755,8 +778,13 @@ fn hostile_agent_clients_neither_slow_replies_nor_leave_anything_behind() {
     std::thread::sleep(Duration::from_millis(200));
     let before = holds(&agent);
     let mut after = Vec::new();
-    for round in 1..=2 {
-        let [connecting, open] = hostile_round(&agent, &ask_line);
+    for round in 1..=ROUNDS {
+        let ([connecting, open], unsure) = hostile_round(&agent, &ask_line);
+        eprintln!("round {round}: {unsure} of 200 replies while they connected said which server?");
+        assert!(
+            unsure <= 10,
+            "{unsure} of 200 replies without a health word"
+        );
         // Generous bounds: a loaded 2-core machine and the debug build; the
         // precise figures are a benchmark's. While the thousand connect, a
         // well-behaved connection queues behind those not yet accepted
@@ -807,15 +835,10 @@ fn hostile_agent_clients_neither_slow_replies_nor_leave_anything_behind() {
         );
         after.push(now.0);
     }
+    // Bounded: the same cap after every round, whatever came before.
     assert!(
-        after[0] <= before.0 + 4096,
-        "RSS {} -> {} KiB",
-        before.0,
-        after[0]
-    );
-    assert!(
-        after[1] <= after[0] + 1024,
-        "RSS grows each round: {} -> {after:?} KiB",
+        after.iter().all(|kib| *kib <= before.0 + RSS_GROWTH_KIB),
+        "RSS {} KiB, after each round {after:?} KiB",
         before.0
     );
     // Still answering.
