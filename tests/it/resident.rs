@@ -240,6 +240,9 @@ fn agent_takes_a_stopped_c_icap_down_and_back_up() {
 /// through the agent while HAProxy's own TCP check keeps passing: the
 /// agent's `down` wins over a passing check. Its config section asks for
 /// RESPMOD; the c-icap beside it, in the same backend, stays UP on OPTIONS.
+/// The other way round, the agent's `up` does not win over a failing
+/// check: the same c-icap in a backend whose `tcp-check` connects to a
+/// closed port (a rule icap-check does not read) stays DOWN.
 #[test]
 fn a_respmod_403_takes_its_server_down_while_the_tcp_check_passes() {
     let options_ok: &[u8] =
@@ -266,10 +269,14 @@ Preview: 1024\r\nEncapsulated: null-body=0\r\n\r\n";
     let cfg = files.write(
         "haproxy.cfg",
         &haproxy_cfg(&format!(
-            "backend pool\n{}{}{}",
+            "backend pool\n{}{}{}backend strict\n    option tcp-check\n    \
+             tcp-check connect port {}\n{}{}",
             cadence(2, 2),
             server("pool", "icap01", good.port, agent_port, "check "),
             server("pool", "gw01", bad.port(), agent_port, "check "),
+            free_port(),
+            cadence(2, 2),
+            server("strict", "icap01", good.port, agent_port, "check "),
         )),
     );
     let conf = files.write(
@@ -282,21 +289,24 @@ Preview: 1024\r\nEncapsulated: null-body=0\r\n\r\n";
     );
     let haproxy = HAProxy::start_cfg(&cfg);
     let took = haproxy.wait_for_stat(
-        "gw01 DOWN through the agent, its TCP check passing; icap01 UP",
-        INTER + TIMEOUT + AGENT_INTER * 2 + SLACK,
+        "gw01 DOWN through the agent, its TCP check passing; icap01 UP; \
+         strict/icap01 DOWN by its check, the agent saying up",
+        INTER * 2 + TIMEOUT + AGENT_INTER * 2 + SLACK,
         |s| {
             let gw = &s["pool/gw01"];
+            let strict = &s["strict/icap01"];
             status(gw).starts_with("DOWN")
                 && gw["check_status"].trim_start_matches("* ") == "L4OK"
                 && status(&s["pool/icap01"]) == "UP"
                 && agent_said_up(&s["pool/icap01"])
+                && status(strict) == "DOWN"
+                && agent_said_up(strict)
         },
     );
     let servers = haproxy.stat();
-    eprintln!(
-        "gw01 DOWN after {took:?}: {}",
-        agent_fields(&servers["pool/gw01"])
-    );
+    for name in ["pool/gw01", "strict/icap01"] {
+        eprintln!("{name} after {took:?}: {}", agent_fields(&servers[name]));
+    }
     let why = "RESPMOD: unhealthy: ICAP 200 wraps HTTP 403 Forbidden (exit 1)";
     assert_eq!(
         servers["pool/gw01"]["last_agt"],
