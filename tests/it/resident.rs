@@ -119,8 +119,11 @@ fn agent_said_up(row: &Row) -> bool {
     row["last_agt"].starts_with("via agent : up")
 }
 
-/// A c-icap stops: its server goes DOWN through the agent, with the
-/// reason in HAProxy's log; it starts again: UP again. `pool/icap01` has
+/// A c-icap stops: its server goes DOWN through the agent, HAProxy's log
+/// saying `via agent : down (OPTIONS: ...)` with the failure that took it
+/// down, and its `show stat`, once c-icap is gone, `via agent : down
+/// (OPTIONS: cannot connect: connection refused (...) (exit 3))`; it
+/// starts again: UP again. `pool/icap01` has
 /// the agent alone; `checked/icap02` also has HAProxy's TCP `check`, which
 /// fails too when c-icap stops, so either may take it down first: its
 /// backend logs health checks, and the agent's `down` with the reason is
@@ -161,15 +164,24 @@ fn agent_takes_a_stopped_c_icap_down_and_back_up() {
     let servers = haproxy.stat();
     eprintln!("up:   {}", agent_fields(&servers["pool/icap01"]));
 
-    for icap in &mut icaps {
-        icap.stop();
-    }
+    // A c-icap that has served takes about a second to stop: both at once.
+    std::thread::scope(|scope| {
+        for icap in &mut icaps {
+            scope.spawn(|| icap.stop());
+        }
+    });
     let stopped = Instant::now();
+    let reason = |port: u16| {
+        format!(
+            "via agent : down (OPTIONS: cannot connect: connection refused (127.0.0.1:{port}) (exit 3))"
+        )
+    };
+    // Both c-icaps are gone now: the agent's next answers say so.
     let bound = INTER * 2 + TIMEOUT + AGENT_INTER + SLACK;
-    let took = haproxy.wait_for_stat("both servers DOWN", bound, |s| {
+    let took = haproxy.wait_for_stat("both servers DOWN, the agent saying why", bound, |s| {
         s.values().all(|r| status(r).starts_with("DOWN"))
-            && s.values()
-                .all(|r| r["last_agt"].starts_with("via agent : down ("))
+            && s["pool/icap01"]["last_agt"] == reason(icaps[0].port)
+            && s["checked/icap02"]["last_agt"] == reason(icaps[1].port)
     });
     eprintln!("DOWN after {took:?} (bound {bound:?})");
     let servers = haproxy.stat();
@@ -180,39 +192,39 @@ fn agent_takes_a_stopped_c_icap_down_and_back_up() {
             "L7STS"
         );
     }
+    // HAProxy logs the agent's reason when the server goes down (and,
+    // with log-health-checks, when the agent's result changes): the failure
+    // of the check that took it down, normally `cannot connect`; a check
+    // made while c-icap was still stopping (about a second) may have timed
+    // out or been cut instead.
     let log = haproxy.log();
-    let reason = |port: u16| {
-        format!(
-            "via agent : down (OPTIONS: cannot connect: connection refused (127.0.0.1:{port}) (exit 3))"
-        )
+    let logged = |prefix: &str| {
+        log.lines()
+            .find(|l| l.contains(prefix))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {prefix:?} in HAProxy's log:\n{log}"))
     };
-    assert!(
-        log.contains(&format!(
-            "Server pool/icap01 is DOWN, reason: Layer7 wrong status, code: 0, info: \"{}\"",
-            reason(icaps[0].port)
-        )),
-        "no agent reason for pool/icap01 in HAProxy's log:\n{log}"
-    );
-    assert!(
-        log.contains(&format!(
-            "Agent check for server checked/icap02 failed, reason: Layer7 wrong status, code: 0, info: \"{}\"",
-            reason(icaps[1].port)
-        )),
-        "no agent reason for checked/icap02 in HAProxy's log:\n{log}"
-    );
+    let down = logged("Server pool/icap01 is DOWN, reason: Layer7 wrong status, code: 0, info: \"via agent : down (OPTIONS: ");
+    let failed = logged("Agent check for server checked/icap02 failed, reason: Layer7 wrong status, code: 0, info: \"via agent : down (OPTIONS: ");
+    eprintln!("{down}\n{failed}");
+    // Refused (3), timed out (4), or cut while c-icap stopped (5).
+    for line in [&down, &failed] {
+        assert!(
+            ["(exit 3))", "(exit 4))", "(exit 5))"]
+                .iter()
+                .any(|code| line.contains(code)),
+            "{line}"
+        );
+    }
     // icap-check's own log: one line per change, the reason on DOWN.
     let own = agent.log();
-    assert!(
-        own.contains(&format!(
-            "icap-check: pool/icap01 DOWN: cannot connect: connection refused (127.0.0.1:{}) (exit 3)",
-            icaps[0].port
-        )),
-        "{own}"
-    );
+    assert!(own.contains("icap-check: pool/icap01 DOWN: "), "{own}");
 
-    for icap in &mut icaps {
-        icap.restart();
-    }
+    std::thread::scope(|scope| {
+        for icap in &mut icaps {
+            scope.spawn(|| icap.restart());
+        }
+    });
     let bound = INTER * 2 + AGENT_INTER + SLACK;
     let took = haproxy.wait_for_stat("both servers UP again", bound, up);
     eprintln!(
@@ -368,8 +380,10 @@ fn interval_applies_where_haproxy_cfg_gives_no_inter() {
     let probes = lines(&icap) - before;
     let expected = start.elapsed().as_secs_f64() / every.as_secs_f64();
     eprintln!("{probes} OPTIONS in 2 s at --interval {every:?} (expected {expected:.1})");
+    // At least half: the bug this guards against checked once in 2 s;
+    // a starved machine delays checks, never adds them.
     assert!(
-        (expected - 1.5..=expected + 1.5).contains(&(probes as f64)),
+        (expected / 2.0..=expected + 1.5).contains(&(probes as f64)),
         "{probes} OPTIONS in 2 s with --interval {every:?}"
     );
 }
@@ -414,7 +428,8 @@ fn two_haproxies_asking_one_agent_cost_one_probe_per_interval() {
     let expected = elapsed.as_secs_f64() / INTER.as_secs_f64();
     eprintln!("{probes} OPTIONS in {elapsed:?} (one per inter: {expected:.1})");
     assert!(
-        (expected - 1.5..=expected + 1.5).contains(&(probes as f64)),
+        // A starved machine may delay a check; one a question would be 20.
+        (expected - 2.0..=expected + 1.5).contains(&(probes as f64)),
         "{probes} OPTIONS in {elapsed:?} with inter {INTER:?}:\n{}",
         icap.access_log()
     );
@@ -714,7 +729,12 @@ fn hostile_round(agent: &Resident, ask_line: &str) -> ([Vec<Duration>; 2], usize
         let unsure = flood && reply.starts_with("#icap-check: which server? ");
         assert!(
             reply.starts_with("up ") || unsure,
-            "{reply:?}\n{}",
+            "{reply:?} after {t:?}, {}\n{}",
+            if flood {
+                "while they connect"
+            } else {
+                "while they are held"
+            },
             agent.log()
         );
         took.push(t);
@@ -877,8 +897,9 @@ fn watch_logs(icaps: &[CIcap], window: Duration) -> Vec<Vec<Instant>> {
 /// A hundred targets that never answer beside ten healthy c-icaps,
 /// `inter 1s`, `timeout 800ms`: the hanging checks each hold a worker
 /// until their deadline, and every healthy target is still checked once
-/// an interval, each gap within 10% of it (plus the log polling's
-/// resolution).
+/// an interval, the gaps within 10% of it (plus the log polling's
+/// resolution; at least 90% of them, so that a machine starved for a
+/// moment does not fail the test, and none skipped).
 #[test]
 fn a_hundred_hanging_targets_do_not_delay_the_healthy_ones() {
     let icaps: Vec<CIcap> = (0..10)
@@ -910,10 +931,12 @@ fn a_hundred_hanging_targets_do_not_delay_the_healthy_ones() {
     // Every hanging target checked once: the pool is at its steady state.
     let until = Instant::now() + INTER * 2 + SLACK;
     while hanging.accepted() < 100 || icaps.iter().any(|c| lines(c) == 0) {
+        let seen: Vec<usize> = icaps.iter().map(lines).collect();
         assert!(
             Instant::now() < until,
-            "not every target checked: {} hanging",
-            hanging.accepted()
+            "not every target checked: {} hanging connections, c-icap requests {seen:?}\n{}",
+            hanging.accepted(),
+            agent.log()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -921,27 +944,33 @@ fn a_hundred_hanging_targets_do_not_delay_the_healthy_ones() {
     let arrivals = watch_logs(&icaps, window);
     let poll = Duration::from_millis(30);
     let (low, high) = (INTER.mul_f64(0.9) - poll, INTER.mul_f64(1.1) + poll);
-    let mut worst = Duration::ZERO;
+    // Every target checked every interval, none skipped; each gap within
+    // 10%, but for a rare one when the machine is starved (two CPU hogs on
+    // top of the suite made one check 0.9 s late, the next on time).
+    let (mut worst, mut within, mut all) = (Duration::ZERO, 0, 0);
     for (i, times) in arrivals.iter().enumerate() {
         let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(
             (4..=6).contains(&times.len()),
-            "h{i}: {} checks in {window:?}",
+            "h{i}: {} checks in {window:?}, gaps {gaps:?}",
             times.len()
         );
         for g in &gaps {
-            let off = g.abs_diff(INTER);
-            worst = worst.max(off);
-            assert!(
-                (low..=high).contains(g),
-                "h{i}: a gap of {g:?}, gaps {gaps:?}"
-            );
+            worst = worst.max(g.abs_diff(INTER));
+            within += usize::from((low..=high).contains(g));
+            all += 1;
+            assert!(*g < INTER * 2, "h{i}: a check skipped, gaps {gaps:?}");
         }
     }
     eprintln!(
-        "healthy targets: {} checks each in {window:?}, the worst gap {worst:?} off inter; {} hanging connections",
+        "healthy targets: {} checks each in {window:?}, {within} of {all} gaps within 10% of inter, \
+         the worst {worst:?} off; {} hanging connections",
         arrivals[0].len(),
         hanging.accepted()
+    );
+    assert!(
+        within * 10 >= all * 9,
+        "{within} of {all} gaps within 10% of inter"
     );
     assert!(agent.ask("hot/h0\n").starts_with("up #OPTIONS 200 "));
     let cold = agent.ask("cold/c0\n");
@@ -950,4 +979,10 @@ fn a_hundred_hanging_targets_do_not_delay_the_healthy_ones() {
         "{cold:?}"
     );
     eprintln!("threads: {}", agent.threads());
+    // A c-icap that has served takes about a second to stop: the ten at once.
+    std::thread::scope(|scope| {
+        for icap in icaps {
+            scope.spawn(move || drop(icap));
+        }
+    });
 }
