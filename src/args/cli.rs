@@ -119,13 +119,14 @@ pub struct ConfigArgs {
 #[command(next_help_heading = only::RUN)]
 pub struct RunArgs {
     /// Check every server of a pool as read from haproxy.cfg: the backends named by --backend, by
-    /// default every one with `option external-check`, each with its config-file sections
+    /// default every one with `option external-check` or a server with `agent-check`, each with
+    /// its config-file sections
     #[arg(long, value_name = "PATH")]
     pub haproxy_cfg: Option<PathBuf>,
 
     /// Check every server of the running HAProxy, read from its runtime API (`stats socket`; level
     /// user is enough): a UNIX socket path, or ipv4@IP:PORT / ipv6@[IP]:PORT. The backends named
-    /// by --backend, by default those of --haproxy-cfg with `option external-check`, else all.
+    /// by --backend, by default those --haproxy-cfg selects (`option external-check` or `agent-check`), else all.
     /// Servers in MAINT are listed, not probed; every output shows HAProxy's state beside the
     /// check's. Read with read-only commands under a fixed 3s deadline
     #[arg(long, value_name = "ADDR", value_parser = super::haproxy_api::parse_socket)]

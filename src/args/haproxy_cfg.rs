@@ -2,11 +2,12 @@
 //! whole pool the way HAProxy would (`--haproxy-cfg`).
 //!
 //! Only what a check needs is read: `backend`/`listen` sections, whether
-//! they run `option external-check`, their `server` and `default-server`
-//! lines, and `defaults` sections, which HAProxy applies to the proxies that
+//! they run `option external-check` or their servers `agent-check`, their
+//! `server` and `default-server` lines, and `defaults` sections, which HAProxy applies to the proxies that
 //! follow them. Everything else is skipped.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::config_file::split_words;
 use super::target::Cadence;
@@ -36,13 +37,55 @@ pub struct Server {
     /// `maxconn N`; HAProxy's default, 0, is no limit.
     pub maxconn: u64,
     pub disabled: bool,
+    /// `agent-check`: HAProxy asks an agent (the resident mode) about it.
+    pub agent_check: bool,
     /// Why the line cannot be checked (an address form not read, a bad
     /// port): that server fails alone, with this reason, as a
     /// configuration error.
     pub problem: Option<String>,
     /// `inter`, `fastinter`, `downinter`, `rise`, `fall`: how often the
     /// resident mode checks it.
-    pub cadence: Cadence,
+    pub cadence: CadenceGiven,
+}
+
+/// A server line's `inter`, `fastinter`, `downinter` (each only if given,
+/// there or on `default-server`), `rise` and `fall` (HAProxy's 2 and 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CadenceGiven {
+    pub inter: Option<Duration>,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub rise: u32,
+    pub fall: u32,
+}
+
+impl Default for CadenceGiven {
+    fn default() -> CadenceGiven {
+        let haproxy = Cadence::default();
+        CadenceGiven {
+            inter: None,
+            fastinter: None,
+            downinter: None,
+            rise: haproxy.rise,
+            fall: haproxy.fall,
+        }
+    }
+}
+
+impl CadenceGiven {
+    /// As HAProxy reads the line, with `inter` defaulting to `default_inter`
+    /// (`--interval`, or HAProxy's 2 s), and `fastinter` and `downinter`
+    /// to `inter`.
+    pub fn with_default(&self, default_inter: Duration) -> Cadence {
+        let inter = self.inter.unwrap_or(default_inter);
+        Cadence {
+            inter,
+            fastinter: self.fastinter.unwrap_or(inter),
+            downinter: self.downinter.unwrap_or(inter),
+            rise: self.rise,
+            fall: self.fall,
+        }
+    }
 }
 
 impl Server {
@@ -77,10 +120,16 @@ pub struct HaproxyConfig {
 }
 
 impl HaproxyConfig {
-    /// The backends named, or by default every one with `option external-check`.
+    /// The backends named, or by default every one with `option
+    /// external-check` or a server with `agent-check` (a pool whose agent is
+    /// the resident mode has no external check).
     pub fn select(&self, names: &[String]) -> Result<Vec<&Backend>, Failure> {
         if names.is_empty() {
-            return Ok(self.backends.iter().filter(|b| b.external_check).collect());
+            return Ok(self
+                .backends
+                .iter()
+                .filter(|b| b.external_check || b.servers.iter().any(|s| s.agent_check))
+                .collect());
         }
         names
             .iter()
@@ -190,7 +239,8 @@ pub fn parse(text: &str, path: &Path) -> Result<HaproxyConfig, Failure> {
                                 ssl: false,
                                 maxconn: 0,
                                 disabled: false,
-                                cadence: Cadence::default(),
+                                agent_check: false,
+                                cadence: CadenceGiven::default(),
                                 problem: Some(format!(
                                     "{}:{line}: {}",
                                     path.display(),
@@ -233,11 +283,10 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
         ssl: false,
         maxconn: 0,
         disabled: false,
+        agent_check: false,
         problem: None,
-        cadence: Cadence::default(),
+        cadence: CadenceGiven::default(),
     };
-    let mut fastinter = None;
-    let mut downinter = None;
     let params: Vec<&String> = defaults.iter().chain(&words[3..]).collect();
     let mut i = 0;
     while i < params.len() {
@@ -261,9 +310,9 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
                     .filter(|t| !t.is_zero())
                     .ok_or_else(|| format!("server '{name}': invalid {key} '{v}'"))?;
                 match key {
-                    "inter" => server.cadence.inter = t,
-                    "fastinter" => fastinter = Some(t),
-                    _ => downinter = Some(t),
+                    "inter" => server.cadence.inter = Some(t),
+                    "fastinter" => server.cadence.fastinter = Some(t),
+                    _ => server.cadence.downinter = Some(t),
                 }
                 i += 1;
             }
@@ -291,13 +340,12 @@ fn parse_server(words: &[String], defaults: &[String]) -> Result<Server, String>
             "no-ssl" | "no-check-ssl" => server.ssl = false,
             "disabled" => server.disabled = true,
             "enabled" => server.disabled = false,
+            "agent-check" => server.agent_check = true,
+            "no-agent-check" => server.agent_check = false,
             _ => {}
         }
         i += 1;
     }
-    // As in HAProxy: unset, both are `inter`.
-    server.cadence.fastinter = fastinter.unwrap_or(server.cadence.inter);
-    server.cadence.downinter = downinter.unwrap_or(server.cadence.inter);
     Ok(server)
 }
 
@@ -519,7 +567,8 @@ listen both
         .unwrap();
         let s = &c.backends[0].servers;
         let ms = |d: std::time::Duration| d.as_millis();
-        let a = s[0].cadence;
+        let haproxy = Cadence::default().inter;
+        let a = s[0].cadence.with_default(haproxy);
         assert_eq!(
             (
                 ms(a.inter),
@@ -530,7 +579,7 @@ listen both
             ),
             (5000, 5000, 5000, 3, 4)
         );
-        let b = s[1].cadence;
+        let b = s[1].cadence.with_default(haproxy);
         assert_eq!(
             (
                 ms(b.inter),
@@ -545,6 +594,46 @@ listen both
             .problem
             .as_deref()
             .is_some_and(|p| p.contains("invalid inter 'soon'")));
+        // No `inter` anywhere: the caller's default (--interval) for all three.
+        let d = parse(
+            "backend b\n server d 10.0.0.4:1344 fall 1 fastinter 300ms\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let d = d.backends[0].servers[0]
+            .cadence
+            .with_default(Duration::from_millis(700));
+        assert_eq!(
+            (
+                ms(d.inter),
+                ms(d.fastinter),
+                ms(d.downinter),
+                d.rise,
+                d.fall
+            ),
+            (700, 300, 700, 2, 1)
+        );
+    }
+
+    /// A pool whose agent is the resident mode has no external check: its
+    /// `agent-check` servers (on the line or `default-server`) select it.
+    #[test]
+    fn agent_check_servers_select_their_backend() {
+        let c = parse(
+            "backend agent\n server a 10.0.0.1:1344 agent-check agent-port 5555\n\
+             backend by_default\n default-server agent-check agent-port 5555\n server b 10.0.0.2:1344\n\
+             backend not_any_more\n default-server agent-check\n server c 10.0.0.3:1344 no-agent-check\n\
+             backend plain\n server d 10.0.0.4:1344 check\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        let selected: Vec<_> = c
+            .select(&[])
+            .unwrap()
+            .iter()
+            .map(|b| b.name.clone())
+            .collect();
+        assert_eq!(selected, ["agent", "by_default"]);
     }
 
     #[test]

@@ -180,7 +180,10 @@ pub fn gather(
         described: RefCell::new(HashMap::new()),
     };
     let (targets, pool) = match (&runtime, &cfg) {
-        (Some(servers), cfg) => (runtime_pool(servers, cfg.as_ref(), &merging), true),
+        (Some(servers), cfg) => (
+            runtime_pool(servers, cfg.as_ref(), &merging, typed.run.interval),
+            true,
+        ),
         (None, Some(cfg)) => (pool(&typed, cfg, &merging).map_err(usage)?, true),
         (None, None) => (
             named_targets(&typed, names, env, &merging).map_err(usage)?,
@@ -377,7 +380,15 @@ fn pool(
                     maxconn: Some(server.maxconn),
                     curconn: None,
                     notes: Vec::new(),
-                    cadence: Some(server.cadence),
+                    // --interval where the line gives no `inter`.
+                    cadence: Some(
+                        server.cadence.with_default(
+                            typed
+                                .run
+                                .interval
+                                .unwrap_or(target::Cadence::default().inter),
+                        ),
+                    ),
                     haproxy_state: None,
                     send_state: None,
                 })
@@ -416,11 +427,14 @@ fn read_runtime(
             let marked: Vec<String> = cfg.select(&[])?.iter().map(|b| b.name.clone()).collect();
             if marked.is_empty() {
                 return Err(Failure::Usage(format!(
-                    "{}: no backend has `option external-check`: name the backends to check with --backend",
+                    "{}: no backend has `option external-check` or an `agent-check` server: name the backends to check with --backend",
                     cfg.path.display()
                 )));
             }
-            (marked, " (marked `option external-check` in haproxy.cfg)")
+            (
+                marked,
+                " (marked `option external-check` or `agent-check` in haproxy.cfg)",
+            )
         }
         _ => (typed_backends.to_vec(), ""),
     };
@@ -453,6 +467,7 @@ fn runtime_pool(
     servers: &[haproxy_api::RuntimeServer],
     cfg: Option<&haproxy_cfg::HaproxyConfig>,
     merging: &Merging<'_>,
+    interval: Option<std::time::Duration>,
 ) -> Vec<TargetArgs> {
     let mut targets = Vec::with_capacity(servers.len());
     for s in servers {
@@ -491,7 +506,10 @@ fn runtime_pool(
                 maxconn: in_file.map(|f| f.maxconn),
                 curconn: None,
                 notes: Vec::new(),
-                cadence: in_file.map(|f| f.cadence),
+                cadence: in_file.map(|f| {
+                    f.cadence
+                        .with_default(interval.unwrap_or(target::Cadence::default().inter))
+                }),
                 haproxy_state: Some(s.state),
                 send_state: Some(s.send_state.clone()),
             })

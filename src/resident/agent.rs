@@ -6,8 +6,9 @@
 //!
 //! The protocol is pure functions ([`identity`], [`reply`]); the listener
 //! ([`serve`]) answers a connection whose line has arrived in the accept
-//! loop itself, and hands the others to a few threads with a short
-//! deadline, so that idle or flooding clients never delay HAProxy.
+//! loop itself, and hands the others to one thread that looks at them
+//! more and more rarely until a short deadline, so that idle or flooding
+//! clients never delay HAProxy and cost no thread each.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -25,8 +26,14 @@ pub const MAX_REASON: usize = 128;
 const MAX_LINE: usize = 256;
 /// How long a connection may take to send its line.
 const LINE_DEADLINE: Duration = Duration::from_millis(500);
-/// Connections waiting for their line at once; past it, a connection
-/// without a line is answered at once.
+/// With one target, how long a connection that has sent nothing is given
+/// before it is taken to send nothing (HAProxy without `agent-send`) and
+/// answered with that target's health: a line naming another server may
+/// still be on its way, and answering it as the only target would give
+/// one server's health for another's. Well under HAProxy's agent timeout.
+const SILENT_AFTER: Duration = Duration::from_millis(100);
+/// Connections waiting for their line at once; past it, the oldest one's
+/// wait ends (see [`Waiting::add`]).
 const MAX_WAITING: usize = 256;
 
 /// What the agent adds to its replies beyond the health word.
@@ -292,12 +299,10 @@ pub fn serve(
             since: Instant::now(),
             tries: 0,
         };
-        let current = current(&table);
-        // A single target needs no line to be named.
-        if conn.read_more() || current.only().is_some() {
-            conn.reply(&current, extras, &counts);
-        } else if let Err(mut conn) = waiting.add(conn) {
-            conn.reply(&current, extras, &counts);
+        if conn.read_more() {
+            conn.reply(&current(&table), extras, &counts);
+        } else if let Some(mut oldest) = waiting.add(conn) {
+            oldest.reply(&current(&table), extras, &counts);
         }
     }
 }
@@ -358,19 +363,27 @@ struct Waiting {
 }
 
 impl Waiting {
-    /// Adds a connection, or gives it back (to be answered at once) when
-    /// the list is full.
-    fn add(&self, conn: Conn) -> Result<(), Conn> {
+    /// Adds a connection. When the list is full, the oldest one's wait
+    /// ends: it is given back, to be answered with what it has sent. A
+    /// client still silent after MAX_WAITING others connected is idle,
+    /// while a well-behaved client's line comes right after its connect:
+    /// answering the newest at once instead would tell a well-behaved
+    /// client whose line was still on its way "which server?" whenever
+    /// MAX_WAITING idle clients are connected.
+    fn add(&self, conn: Conn) -> Option<Conn> {
         let mut conns = self
             .conns
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if conns.len() >= MAX_WAITING {
-            return Err(conn);
-        }
+        let oldest = match conns.len() >= MAX_WAITING {
+            true => (0..conns.len())
+                .min_by_key(|&i| conns[i].since)
+                .map(|i| conns.swap_remove(i)),
+            false => None,
+        };
         conns.push(conn);
         self.added.notify_one();
-        Ok(())
+        oldest
     }
 
     fn serve(&self, table: &RwLock<Arc<Table>>, extras: Extras, counts: &Counts) {
@@ -380,6 +393,7 @@ impl Waiting {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
             let now = Instant::now();
+            let table = current(table);
             let mut i = 0;
             while i < conns.len() {
                 let c = &mut conns[i];
@@ -388,10 +402,16 @@ impl Waiting {
                     continue;
                 }
                 c.tries += 1;
-                let done = c.read_more() || now.saturating_duration_since(c.since) >= LINE_DEADLINE;
+                // A single target needs no line to be named, once it is
+                // clear none is coming.
+                let deadline = match (c.have, table.only()) {
+                    (0, Some(_)) => SILENT_AFTER,
+                    _ => LINE_DEADLINE,
+                };
+                let done = c.read_more() || now.saturating_duration_since(c.since) >= deadline;
                 if done {
                     let mut c = conns.swap_remove(i);
-                    c.reply(&current(table), extras, counts);
+                    c.reply(&table, extras, counts);
                 } else {
                     i += 1;
                 }

@@ -28,6 +28,9 @@ const BATCH: Duration = Duration::from_millis(10);
 /// The most checks in flight at once.
 const MAX_WORKERS: usize = 512;
 
+/// What the checker calls with each change of a target's health.
+type OnChange = dyn Fn(&super::table::Target, Health) + Send + Sync;
+
 pub struct Checker {
     /// The current table; replaced on reload.
     pub table: Arc<RwLock<Arc<Table>>>,
@@ -42,9 +45,6 @@ pub struct Checker {
     /// Called with each change of a target's health.
     on_change: Box<OnChange>,
 }
-
-/// What is told of a change of a target's health.
-type OnChange = dyn Fn(&super::table::Target, Health) + Send + Sync;
 
 struct Ready {
     queue: VecDeque<Due>,

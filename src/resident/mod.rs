@@ -52,14 +52,12 @@ pub fn run(
     };
     let bind = |addr: Option<std::net::SocketAddr>, flag: &str| match addr {
         None => Ok(None),
-        Some(addr) => TcpListener::bind(addr)
-            .map(|l| Some((l, addr)))
-            .map_err(|e| {
-                Failure::Usage(format!(
-                    "--{flag} {addr}: cannot listen: {}",
-                    crate::text::describe_io(&e)
-                ))
-            }),
+        Some(addr) => listen(addr).map(|l| Some((l, addr))).map_err(|e| {
+            Failure::Usage(format!(
+                "--{flag} {addr}: cannot listen: {}",
+                crate::text::describe_io(&e)
+            ))
+        }),
     };
     let listeners = bind(cli.run.agent_listen, "agent-listen")
         .and_then(|a| Ok((a, bind(cli.run.metrics_listen, "metrics-listen")?)));
@@ -165,6 +163,25 @@ fn web(
             _ => http::Response::text(404, "not found: /, /metrics, /probe?target=...\n"),
         }
     })
+}
+
+/// Connections the kernel queues for a listener before it accepts them.
+/// std listens with 128: a burst of other connections (a thousand idle
+/// clients connecting at once, tests/it/resident.rs) filled that queue
+/// while the accept loop started their threads, and HAProxy's connect was
+/// dropped and sent again a second later. The kernel caps it at
+/// net.core.somaxconn (4096 by default).
+const BACKLOG: i32 = 4096;
+
+/// A listening socket (the agent's, the metrics'), as std's `TcpListener::bind` makes it
+/// (SO_REUSEADDR, close-on-exec) but with [`BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// The main thread's work: reload on SIGHUP, stop on SIGTERM/SIGINT, and

@@ -400,3 +400,156 @@ impl Runtime {
         );
     }
 }
+
+/// Agent checks: HAProxy runs a haproxy.cfg the test wrote (the same file
+/// icap-check's resident mode reads with `--haproxy-cfg`, so the names
+/// match), with no external check.
+impl HAProxy {
+    /// Starts HAProxy on `cfg` as it is. The runtime API socket is added by
+    /// a second `-f` file of its own (HAProxy merges `global` sections), so
+    /// `cfg` needs none, and two instances can run one `cfg`. `check_bin`
+    /// names nothing: [`HAProxy::stop`] finds no check process left.
+    pub fn start_cfg(cfg: &Path) -> HAProxy {
+        assert!(
+            Path::new(HAPROXY).exists(),
+            "{HAPROXY} is missing: run tests/run, which installs Debian's haproxy"
+        );
+        let dir = TempDir::new("haproxy-agent");
+        let sock = dir.path().join("haproxy.sock");
+        let api_cfg = dir.path().join("api.cfg");
+        std::fs::write(
+            &api_cfg,
+            format!("global\n    stats socket {} level admin\n", sock.display()),
+        )
+        .expect("write api.cfg");
+        let log = dir.path().join("haproxy.log");
+        let out = std::fs::File::create(&log).expect("create haproxy.log");
+        let err = out.try_clone().expect("dup log");
+        let child = Command::new(HAPROXY)
+            .arg("-f")
+            .arg(cfg)
+            .arg("-f")
+            .arg(&api_cfg)
+            .arg("-db")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start haproxy");
+        let mut haproxy = HAProxy {
+            child: Some(child),
+            check_bin: dir.path().join("no-external-check"),
+            _dir: dir,
+            sock,
+            log,
+        };
+        haproxy.wait_for_api(cfg);
+        haproxy
+    }
+
+    /// `show stat`, servers only, keyed by "backend/server", its CSV read
+    /// with quotes: an agent's description (`last_agt`) is quoted when it
+    /// holds a quote or a comma (`via agent : up (OPTIONS 200 ISTag="...")`).
+    pub fn stat(&self) -> HashMap<String, Row> {
+        let csv = self.api("show stat");
+        let mut lines = csv.lines();
+        let header: Vec<String> = lines
+            .next()
+            .and_then(|h| h.strip_prefix("# "))
+            .map(csv_fields)
+            .unwrap_or_else(|| panic!("show stat answered no header: {csv:?}"));
+        let mut servers = HashMap::new();
+        for line in lines.filter(|l| !l.is_empty()) {
+            let row: Row = header.iter().cloned().zip(csv_fields(line)).collect();
+            if row["svname"] != "FRONTEND" && row["svname"] != "BACKEND" {
+                servers.insert(format!("{}/{}", row["pxname"], row["svname"]), row);
+            }
+        }
+        servers
+    }
+
+    /// [`HAProxy::wait_for`] on [`HAProxy::stat`]; the panic shows every
+    /// server's status and agent fields.
+    pub fn wait_for_stat(
+        &self,
+        what: &str,
+        within: Duration,
+        ok: impl Fn(&HashMap<String, Row>) -> bool,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            let servers = self.stat();
+            if ok(&servers) {
+                return start.elapsed();
+            }
+            if start.elapsed() > within {
+                let mut names: Vec<&String> = servers.keys().collect();
+                names.sort();
+                let states: Vec<String> = names
+                    .iter()
+                    .map(|n| {
+                        let r = &servers[*n];
+                        let f = |k: &str| r.get(k).cloned().unwrap_or_default();
+                        format!(
+                            "{n} status={:?} check_status={:?} agent_status={:?} last_agt={:?}",
+                            f("status"),
+                            f("check_status"),
+                            f("agent_status"),
+                            f("last_agt")
+                        )
+                    })
+                    .collect();
+                panic!(
+                    "not within {within:?}: {what}\nservers:\n{}\nhaproxy log:\n{}",
+                    states.join("\n"),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the runtime API answers; panics with the log and `cfg`
+    /// when HAProxy exits or does not come up.
+    fn wait_for_api(&mut self, cfg: &Path) {
+        let until = Instant::now() + Duration::from_secs(10);
+        let cfg_text = || std::fs::read_to_string(cfg).unwrap_or_default();
+        while UnixStream::connect(&self.sock).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "haproxy exited ({status}) at start:\n{}\n{}",
+                    self.log(),
+                    cfg_text()
+                );
+            }
+            assert!(
+                Instant::now() < until,
+                "haproxy's runtime API did not come up:\n{}\n{}",
+                self.log(),
+                cfg_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The fields of one CSV line as HAProxy writes them: a field holding a
+/// comma or a quote is quoted, its quotes doubled.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let field = fields.last_mut().expect("one field at least");
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            (c, _) => field.push(c),
+        }
+    }
+    fields
+}

@@ -6,6 +6,7 @@ pub mod clamav;
 pub mod dribble;
 pub mod fault;
 pub mod haproxy;
+pub mod resident;
 pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
