@@ -393,7 +393,16 @@ fn pool(
                     send_state: None,
                 })
             };
-            let prepared = merging.merge(target, names.0.clone(), names.1.clone());
+            let prepared = merging
+                .merge(target, names.0.clone(), names.1.clone())
+                .map(|mut p| {
+                    // The names, address and port from the file; the
+                    // resident mode adds its own state word.
+                    if p.options.probe_args.http.send_state {
+                        p.target.send_state = target::haproxy_send_state(&p.target);
+                    }
+                    p
+                });
             targets.push(TargetArgs {
                 backend: names.0,
                 server: names.1,

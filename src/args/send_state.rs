@@ -60,6 +60,15 @@ impl SendState {
         parts.join("; ")
     }
 
+    /// The same, its node this host's name when it has none: read once,
+    /// for a header sent again and again (the resident mode).
+    pub fn with_local_node(mut self) -> SendState {
+        if self.node.is_none() {
+            self.node = local_node();
+        }
+        self
+    }
+
     /// The header's value, with this host's name as the node when the
     /// state has none (HAProxy's default `node` is its host's name). Read
     /// only when the header is sent.

@@ -170,10 +170,11 @@ fn haproxy_form(
     })
 }
 
-/// What HAProxy's variables tell of the server of an HAProxy-form target
-/// for `--send-state`: its names, address and port, and
-/// HAPROXY_SERVER_CURCONN/MAXCONN. Not its state or weight, which HAProxy
-/// does not pass to an external check. `None` without the names.
+/// What a target itself tells of its server for `--send-state`: its names,
+/// address and port, and (in HAProxy's form) HAPROXY_SERVER_CURCONN/MAXCONN.
+/// Not its state or weight, which HAProxy does not pass to an external
+/// check (the resident mode adds its own state word). `None` without the
+/// names.
 pub fn haproxy_send_state(target: &Target) -> Option<SendState> {
     let (backend, server) = (target.backend.as_deref()?, target.server.as_deref()?);
     let (address, port) = match &target.endpoint {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::args::cli::{self, Cli};
 use crate::args::config_file::Applied;
+use crate::args::send_state::SendState;
 use crate::args::target::{Cadence, Target};
 use crate::args::{Arguments, TargetArgs};
 use crate::net::{Endpoint, TlsClient};
@@ -27,6 +28,9 @@ pub struct Settings {
     pub notes: Vec<String>,
     /// How often the resident mode checks it.
     pub cadence: Cadence,
+    /// What `--send-state` sends, when it is asked for: the resident mode
+    /// puts its own state word in it when HAProxy's is not known.
+    pub send_state: Option<SendState>,
 }
 
 /// How often the resident mode checks a target haproxy.cfg says nothing
@@ -163,6 +167,10 @@ pub fn resolve(
         check_options_fit(protocol, typed)?;
     }
     let tls = tls_client(options, target, protocol, typed, several, explain)?;
+    let send_state = match (options.probe_args.http.send_state, &target.send_state) {
+        (true, Some(state)) => Some(state.clone().with_local_node()),
+        _ => None,
+    };
     let spec = Spec {
         endpoint: target.endpoint.clone(),
         url_path: target.url_path.clone(),
@@ -172,10 +180,7 @@ pub fn resolve(
         resident: options.run.agent_listen.is_some() || options.run.metrics_listen.is_some(),
         maxconn: target.maxconn,
         curconn: target.curconn,
-        send_state: match (options.probe_args.http.send_state, &target.send_state) {
-            (true, Some(state)) => Some(state.header()),
-            _ => None,
-        },
+        send_state: send_state.as_ref().map(SendState::header),
     };
     let probe = Probe::build(protocol, &options.probe_args, spec)?;
     Ok(Settings {
@@ -198,6 +203,7 @@ pub fn resolve(
         cadence: target
             .cadence
             .unwrap_or_else(|| Cadence::every(options.run.interval.unwrap_or(DEFAULT_INTERVAL))),
+        send_state,
     })
 }
 
@@ -322,6 +328,7 @@ pub fn test_settings(context: Arc<Context>, cadence: Cadence) -> Settings {
         verbose: 0,
         notes: Vec::new(),
         cadence,
+        send_state: None,
     }
 }
 

@@ -356,6 +356,16 @@ impl Probe {
         }
     }
 
+    /// The `X-Haproxy-Server-State` header sent from now on, for a probe
+    /// that sends one (`--send-state`): the resident mode's state changes.
+    pub fn renew_send_state(&mut self, header: String) {
+        if let Probe::Http(p) = self {
+            if p.send_state.is_some() {
+                p.send_state = Some(header);
+            }
+        }
+    }
+
     pub fn run(&mut self, deadline: Deadline, observed: &mut Observed) -> Verdict {
         let verdict = match self {
             Probe::Icap(p) => p.run(deadline, observed),

@@ -215,6 +215,14 @@ impl Checker {
         };
         let outcome = {
             let mut settings = lock(&target.settings);
+            // `--send-state` without HAProxy's state (read from its
+            // runtime API): this process's own, as HAProxy would say it.
+            if settings.context.haproxy_state.is_none() {
+                if let Some(mut state) = settings.send_state.clone() {
+                    state.state = target.lock_state().tracker.state_word(&target.cadence);
+                    settings.probe.renew_send_state(state.header_with(None));
+                }
+            }
             run::execute(&mut settings, Instant::now())
         };
         let (changed, interval) = {

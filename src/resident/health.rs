@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::args::send_state::state_word;
 use crate::args::target::Cadence;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,22 @@ impl Tracker {
         Some(self.health)
     }
 
+    /// The state word HAProxy's `http-check send-state` would send for a
+    /// server whose checks had these results (`UP`, `UP 2/3`, `DOWN 1/2`,
+    /// `DOWN`): HAProxy's health counter runs from 0 (down) to
+    /// `rise + fall - 1` (up), a failure taking one off an up server, a
+    /// pass adding one to a down one. `None` before the first result.
+    pub fn state_word(&self, cadence: &Cadence) -> Option<String> {
+        let (rise, fall) = (u64::from(cadence.rise), u64::from(cadence.fall));
+        let against = u64::from(self.against);
+        let (running, health) = match self.health {
+            Health::Pending => return None,
+            Health::Up => (2, (rise + fall).saturating_sub(1).saturating_sub(against)),
+            Health::Down => (0, against),
+        };
+        Some(state_word(running, true, health, rise, fall))
+    }
+
     /// How long until the next check, as HAProxy spaces its own: `inter`
     /// when steady, `fastinter` while the state is changing, `downinter`
     /// while down.
@@ -115,6 +132,19 @@ mod test {
         assert_eq!(t.record(true, &c), Some(Health::Up));
         let mut broken = Tracker::default();
         assert_eq!(broken.record(false, &c), Some(Health::Down));
+    }
+
+    #[test]
+    fn state_words_as_haproxy_counts() {
+        let c = cadence();
+        let mut t = Tracker::default();
+        assert_eq!(t.state_word(&c), None);
+        let mut words = Vec::new();
+        for healthy in [true, false, false, false, true, true] {
+            t.record(healthy, &c);
+            words.push(t.state_word(&c).unwrap());
+        }
+        assert_eq!(words, ["UP", "UP 2/3", "UP 1/3", "DOWN", "DOWN 1/2", "UP"]);
     }
 
     #[test]

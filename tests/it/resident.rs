@@ -986,3 +986,86 @@ fn a_hundred_hanging_targets_do_not_delay_the_healthy_ones() {
         }
     });
 }
+
+/// Whether the web server of [`send_state_is_the_resident_modes_own`]
+/// answers 200 (else 503).
+static WEB_HEALTHY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+fn web_answer(_: &str) -> Vec<u8> {
+    let status = match WEB_HEALTHY.load(std::sync::atomic::Ordering::SeqCst) {
+        true => "200 OK",
+        false => "503 Service Unavailable",
+    };
+    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
+}
+
+/// `--send-state` in the resident mode without HAProxy's runtime API: the
+/// state word is this process's own, counted as HAProxy counts (rise 2,
+/// fall 3): `UP`, then after failures `UP 2/3`, `UP 1/3`, `DOWN`, then a
+/// pass `DOWN 1/2`; the names, address and port from haproxy.cfg.
+#[test]
+fn send_state_is_the_resident_modes_own() {
+    let web = crate::common::tls::FakeHttp::start(web_answer);
+    let dir = TempDir::new("resident-send-state");
+    let cfg = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "backend web\n    option external-check\n    server w1 127.0.0.1:{} inter 150ms rise 2 fall 3\n",
+            web.port
+        ),
+    )
+    .unwrap();
+    let headers = || -> Vec<String> {
+        web.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                r.lines().find_map(|l| {
+                    l.strip_prefix("x-haproxy-server-state: ")
+                        .map(str::to_string)
+                })
+            })
+            .collect()
+    };
+    let wait = |what: &str, n: usize| {
+        let until = Instant::now() + SLACK;
+        while headers().len() < n {
+            assert!(Instant::now() < until, "{what}: {:?}", headers());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let agent = Resident::start(
+        free_port(),
+        &[
+            "--haproxy-cfg",
+            &cfg.to_string_lossy(),
+            "--probe",
+            "http",
+            "--send-state",
+            "--timeout",
+            "100ms",
+        ],
+    );
+    wait("two checks", 2);
+    WEB_HEALTHY.store(false, std::sync::atomic::Ordering::SeqCst);
+    let failing_from = headers().len();
+    wait("failing checks", failing_from + 4);
+    WEB_HEALTHY.store(true, std::sync::atomic::Ordering::SeqCst);
+    let passing_from = headers().len();
+    wait("a passing check", passing_from + 2);
+    drop(agent);
+    let seen = headers();
+    let words: Vec<&str> = seen
+        .iter()
+        .map(|h| h.split("; address=").next().unwrap_or_default())
+        .collect();
+    let rest = format!("address=127.0.0.1; port={}; name=web/w1; node=", web.port);
+    // The first check knows nothing yet: no state word.
+    assert!(seen[0].starts_with(&rest), "{seen:?}");
+    assert!(seen[1..].iter().all(|h| h.contains(&rest)), "{seen:?}");
+    let joined = words[1..].join(",");
+    assert!(joined.contains("UP,UP 2/3,UP 1/3,DOWN"), "{joined}");
+    assert!(joined.contains("DOWN,DOWN 1/2"), "{joined}");
+}
