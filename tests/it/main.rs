@@ -12,6 +12,7 @@ mod faults;
 mod formats;
 mod haproxy;
 mod http;
+mod observe;
 mod signals;
 mod tls;
 mod usage;
