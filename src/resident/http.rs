@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 const MAX_HEAD: usize = 8 * 1024;
 /// How long a client has to send its request, and to take the answer.
 const DEADLINE: Duration = Duration::from_secs(5);
-/// Connections served at once (one thread each); past it, 503.
-const MAX_CONNECTIONS: usize = 32;
+/// Connections served at once (one thread each); past it, 503. Each client
+/// that dawdles holds one for up to [`DEADLINE`]: a Prometheus scrape must
+/// still get through while a hundred of them do (at 32, a hundred held
+/// connections answered every scrape 503 for as long as they were renewed).
+/// A thread parked on a read costs tens of KiB.
+const MAX_CONNECTIONS: usize = 256;
 
 /// A request: the path and the query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +61,14 @@ impl Response {
             503 => "Service Unavailable",
             _ => "",
         };
+        // A 405 must say which methods are allowed (RFC 9110, 15.5.6).
+        let allow = if self.status == 405 {
+            "Allow: GET, HEAD\r\n"
+        } else {
+            ""
+        };
         format!(
-            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Cache-Control: no-store\r\nConnection: close\r\n\r\n",
             self.status,
             self.content_type,
             self.body.len()
@@ -226,6 +236,13 @@ mod test {
         );
         let long = vec![b'a'; MAX_HEAD];
         assert_eq!(parse(&long).unwrap_err().status, 431);
+    }
+
+    #[test]
+    fn a_405_says_what_is_allowed() {
+        let not_allowed = parse(b"POST / HTTP/1.1\r\n\r\n").unwrap_err();
+        assert!(not_allowed.head().contains("\r\nAllow: GET, HEAD\r\n"));
+        assert!(!Response::text(404, "").head().contains("Allow"));
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod formats;
 mod haproxy;
 mod http;
 mod messages;
+mod observe;
 mod resident;
 mod runtime_api;
 mod signals;
