@@ -31,6 +31,8 @@ const MAX_CONNECTIONS: usize = 256;
 pub struct Request {
     pub path: String,
     pub query: String,
+    /// `HEAD`: the answer's head only.
+    pub head_only: bool,
 }
 
 /// An answer.
@@ -95,6 +97,7 @@ pub fn parse(head: &[u8]) -> Result<Option<Request>, Response> {
             Ok(Some(Request {
                 path: path.to_string(),
                 query: query.to_string(),
+                head_only: req.method == Some("HEAD"),
             }))
         }
         Err(httparse::Error::TooManyHeaders) => Err(Response::text(431, "too many headers\n")),
@@ -147,7 +150,7 @@ pub fn serve(listener: TcpListener, handler: Arc<dyn Fn(&Request) -> Response + 
         };
         if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
             let _ = stream.set_nonblocking(true);
-            let _ = send(&mut stream, &Response::text(503, "busy\n"));
+            let _ = send(&mut stream, &Response::text(503, "busy\n"), false);
             continue;
         }
         open.fetch_add(1, Ordering::Relaxed);
@@ -156,11 +159,11 @@ pub fn serve(listener: TcpListener, handler: Arc<dyn Fn(&Request) -> Response + 
             .name("http".into())
             .stack_size(256 * 1024)
             .spawn(move || {
-                let answer = match read_request(&mut stream) {
-                    Ok(req) => handler(&req),
-                    Err(r) => r,
+                let (answer, head_only) = match read_request(&mut stream) {
+                    Ok(req) => (handler(&req), req.head_only),
+                    Err(r) => (r, false),
                 };
-                let _ = send(&mut stream, &answer);
+                let _ = send(&mut stream, &answer, head_only);
                 done.fetch_sub(1, Ordering::Relaxed);
             });
         if spawned.is_err() {
@@ -193,10 +196,14 @@ fn read_request(stream: &mut TcpStream) -> Result<Request, Response> {
     }
 }
 
-fn send(stream: &mut TcpStream, r: &Response) -> std::io::Result<()> {
-    stream.set_write_timeout(Some(DEADLINE))?;
-    stream.write_all(r.head().as_bytes())?;
-    stream.write_all(&r.body)?;
+fn send(stream: &mut TcpStream, r: &Response, head_only: bool) -> std::io::Result<()> {
+    // One deadline for the whole answer: a client reading a byte at a time
+    // does not hold the thread longer.
+    let until = Instant::now() + DEADLINE;
+    write_by(stream, r.head().as_bytes(), until)?;
+    if !head_only {
+        write_by(stream, &r.body, until)?;
+    }
     // Read what the client still sends (up to a bound) so that closing
     // does not reset the connection before it has the answer.
     let _ = stream.shutdown(std::net::Shutdown::Write);
@@ -206,6 +213,24 @@ fn send(stream: &mut TcpStream, r: &Response) -> std::io::Result<()> {
         match stream.read(&mut sink) {
             Ok(n) if n > 0 => {}
             _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `bytes` by `until`, or fails.
+fn write_by(stream: &mut TcpStream, mut bytes: &[u8], until: Instant) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -221,8 +246,15 @@ mod test {
             parse(b"GET /probe?target=pool%2Fs1 HTTP/1.1\r\nHost: x\r\n\r\n"),
             Ok(Some(Request {
                 path: "/probe".into(),
-                query: "target=pool%2Fs1".into()
+                query: "target=pool%2Fs1".into(),
+                head_only: false,
             }))
+        );
+        assert!(
+            parse(b"HEAD /metrics HTTP/1.1\r\n\r\n")
+                .unwrap()
+                .unwrap()
+                .head_only
         );
         assert_eq!(parse(b"GET /metrics HTTP/1.1\r\nHost"), Ok(None));
         assert_eq!(parse(b"POST / HTTP/1.1\r\n\r\n").unwrap_err().status, 405);

@@ -188,7 +188,8 @@ table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;pad
 text-align:left;vertical-align:middle}th{background:#f5f5f5}\
 tr.down td.state{color:#fff;background:#c62828;font-weight:bold}\
 tr.up td.state{color:#fff;background:#2e7d32}tr.pending td.state{background:#ffe082}\
-td.reason{font-family:monospace;max-width:40em;word-break:break-all}.down{color:#c62828}\
+td{white-space:nowrap}td.reason{white-space:normal;font-family:monospace;max-width:40em;\
+word-break:break-all}span.down{color:#c62828}\
 .foot{color:#777;margin-top:2em}";
 
 #[cfg(test)]

@@ -1145,4 +1145,10 @@ fn listener_refuses_oversized_and_wrong_requests() {
     let other = resident.get("/admin");
     assert_eq!(other.status, 404, "{other:?}");
     assert_eq!(resident.get("/metrics").status, 200);
+    // HEAD: the head GET would have, its Content-Length included, no body.
+    let head = request(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(head.status, 200, "{head:?}");
+    assert!(head.head.contains("\r\nContent-Length: "), "{head:?}");
+    assert!(!head.head.contains("Content-Length: 0\r\n"), "{head:?}");
+    assert_eq!(head.body, "", "{head:?}");
 }
