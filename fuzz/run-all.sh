@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 seconds=${1:-180}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(icap_head encapsulated chunked reader time url config haproxy_cfg servers_state)
+[ ${#targets[@]} -gt 0 ] || targets=(icap_head encapsulated chunked reader time url config haproxy_cfg x509_fields servers_state)
 export RUSTC_BOOTSTRAP=1
 mkdir -p logs
 cargo fuzz build || exit 2
