@@ -27,6 +27,8 @@ const IDLE: Duration = Duration::from_secs(30);
 const BATCH: Duration = Duration::from_millis(10);
 /// The most checks in flight at once.
 const MAX_WORKERS: usize = 512;
+/// Idle workers kept for the next checks; one more ends instead of waiting.
+const SPARE: usize = 8;
 
 /// What the checker calls with each change of a target's health.
 type OnChange = dyn Fn(&super::table::Target, Health) + Send + Sync;
@@ -187,6 +189,15 @@ impl Checker {
                 loop {
                     if let Some(job) = ready.queue.pop_front() {
                         break Some(job);
+                    }
+                    // Enough are idle already: after a stall (a server
+                    // hanging, the machine starved) the pool shrinks back
+                    // at once. Waiting for IDLE alone, it never did: the
+                    // checks kept waking every idle worker in turn, and
+                    // each kept its stack and its share of the allocator.
+                    if ready.idle >= SPARE {
+                        ready.workers -= 1;
+                        break None;
                     }
                     ready.idle += 1;
                     let (r, timeout) = self

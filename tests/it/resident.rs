@@ -1069,3 +1069,51 @@ fn send_state_is_the_resident_modes_own() {
     assert!(joined.contains("UP,UP 2/3,UP 1/3,DOWN"), "{joined}");
     assert!(joined.contains("DOWN,DOWN 1/2"), "{joined}");
 }
+
+/// After a stall (every check of sixty targets hanging until its deadline)
+/// the pool of check threads shrinks back at once: without it the checks
+/// kept waking every idle worker in turn, none ever idle long enough to
+/// end, and each kept its stack and its share of the allocator (an hour's
+/// soak grew from 6 to 27 MiB after the machine was starved for a while).
+#[test]
+fn the_check_threads_shrink_back_after_a_stall() {
+    let icap = CIcap::start();
+    // Connections complete in the kernel's backlog and are never answered.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = black_hole.local_addr().unwrap().port();
+    let mut args: Vec<String> = (0..60)
+        .map(|i| format!("icap://127.0.0.1:{port}/s{i}"))
+        .collect();
+    args.push(icap.url("echo"));
+    args.extend(["--interval", "300ms", "--timeout", "250ms"].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let agent = Resident::start(free_port(), &args);
+    let until = Instant::now() + SLACK;
+    let mut busiest = 0;
+    while busiest < 30 {
+        busiest = busiest.max(agent.threads());
+        assert!(
+            Instant::now() < until,
+            "the stall never held 30 threads (at most {busiest})\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The hanging targets now refuse at once: every check is quick again.
+    drop(black_hole);
+    let until = Instant::now() + Duration::from_secs(5);
+    let settled = loop {
+        let now = agent.threads();
+        // main, signals, scheduler, the agent's two, at most 8 spare
+        // workers and a few checks running.
+        if now <= 18 || Instant::now() > until {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("check threads: {busiest} during the stall, {settled} after");
+    assert!(
+        settled <= 18,
+        "{settled} threads after the stall ({busiest} during it)"
+    );
+}
