@@ -114,7 +114,7 @@ pub fn run(
             .haproxy_refresh
             .unwrap_or(args::cli::DEFAULT_HAPROXY_REFRESH)
     });
-    wait_for_signals(signals, refresh, &argv, env, &checker, &process)
+    wait_for_signals(signals, refresh, &argv, env, &checker, process)
 }
 
 /// Starts a listener's thread; without it the process cannot do its job.
@@ -193,13 +193,19 @@ fn wait_for_signals(
     argv: &[OsString],
     env: &dyn Fn(&str) -> Option<String>,
     checker: &checker::Checker,
-    process: &metrics::Process,
+    process: Arc<metrics::Process>,
 ) -> u8 {
-    // Signals arrive through a channel so that the wait for one can end at
-    // the next refresh.
+    // SIGTERM and SIGINT are handled on the signals' own thread: a stop is
+    // never held behind a reload or a refresh reading a slow socket (up to
+    // its 3 s deadline). SIGHUP comes to this thread through a channel, so
+    // that the wait for one can end at the next refresh.
     let (tx, rx) = std::sync::mpsc::channel();
+    let stopping = process.clone();
     spawn("signals", move || {
         for signal in signals.forever() {
+            if signal != signal_hook::consts::SIGHUP {
+                stop(&stopping);
+            }
             if tx.send(signal).is_err() {
                 return;
             }
@@ -213,21 +219,25 @@ fn wait_for_signals(
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match signal {
-            Ok(signal_hook::consts::SIGHUP) => reload(argv, env, checker, process),
-            Ok(_) | Err(RecvTimeoutError::Disconnected) => {
-                let said: Vec<String> = agent::Said::ALL
-                    .iter()
-                    .map(|s| format!("{} {}", s.name(), process.replies.get(*s)))
-                    .collect();
-                log(&format!("stopping; agent replies: {}", said.join(", ")));
-                return 0;
-            }
+            Ok(_) => reload(argv, env, checker, &process),
+            Err(RecvTimeoutError::Disconnected) => stop(&process),
             Err(RecvTimeoutError::Timeout) => {
                 refreshing.refresh(argv, env, checker);
                 next = refresh.map(|r| Instant::now() + r);
             }
         }
     }
+}
+
+/// SIGTERM, SIGINT: one line, and the process ends at once (no check holds
+/// anything that must be written back).
+fn stop(process: &metrics::Process) -> ! {
+    let said: Vec<String> = agent::Said::ALL
+        .iter()
+        .map(|s| format!("{} {}", s.name(), process.replies.get(*s)))
+        .collect();
+    log(&format!("stopping; agent replies: {}", said.join(", ")));
+    std::process::exit(0)
 }
 
 /// SIGHUP: everything read again; the old targets stay when the new ones do

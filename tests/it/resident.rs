@@ -156,12 +156,12 @@ fn agent_takes_a_stopped_c_icap_down_and_back_up() {
             && agent_said_up(&s["checked/icap02"])
             && status(&s["checked/icap02"]) == "UP"
     };
-    haproxy.wait_for_stat(
+    haproxy.wait_for(
         "both servers UP, the agent saying up",
         INTER * 2 + SLACK,
         up,
     );
-    let servers = haproxy.stat();
+    let servers = haproxy.servers();
     eprintln!("up:   {}", agent_fields(&servers["pool/icap01"]));
 
     // A c-icap that has served takes about a second to stop: both at once.
@@ -178,13 +178,13 @@ fn agent_takes_a_stopped_c_icap_down_and_back_up() {
     };
     // Both c-icaps are gone now: the agent's next answers say so.
     let bound = INTER * 2 + TIMEOUT + AGENT_INTER + SLACK;
-    let took = haproxy.wait_for_stat("both servers DOWN, the agent saying why", bound, |s| {
+    let took = haproxy.wait_for("both servers DOWN, the agent saying why", bound, |s| {
         s.values().all(|r| status(r).starts_with("DOWN"))
             && s["pool/icap01"]["last_agt"] == reason(icaps[0].port)
             && s["checked/icap02"]["last_agt"] == reason(icaps[1].port)
     });
     eprintln!("DOWN after {took:?} (bound {bound:?})");
-    let servers = haproxy.stat();
+    let servers = haproxy.servers();
     for name in ["pool/icap01", "checked/icap02"] {
         eprintln!("down: {name} {}", agent_fields(&servers[name]));
         assert_eq!(
@@ -226,12 +226,12 @@ fn agent_takes_a_stopped_c_icap_down_and_back_up() {
         }
     });
     let bound = INTER * 2 + AGENT_INTER + SLACK;
-    let took = haproxy.wait_for_stat("both servers UP again", bound, up);
+    let took = haproxy.wait_for("both servers UP again", bound, up);
     eprintln!(
         "UP again after {took:?} (bound {bound:?}); stopped to up {:?}",
         stopped.elapsed()
     );
-    let servers = haproxy.stat();
+    let servers = haproxy.servers();
     eprintln!("up:   {}", agent_fields(&servers["checked/icap02"]));
     let log = haproxy.stop();
     assert!(log.contains("Server pool/icap01 is UP"), "{log}");
@@ -300,7 +300,7 @@ Preview: 1024\r\nEncapsulated: null-body=0\r\n\r\n";
         &["--haproxy-cfg", s(&cfg), "--config", s(&conf)],
     );
     let haproxy = HAProxy::start_cfg(&cfg);
-    let took = haproxy.wait_for_stat(
+    let took = haproxy.wait_for(
         "gw01 DOWN through the agent, its TCP check passing; icap01 UP; \
          strict/icap01 DOWN by its check, the agent saying up",
         INTER * 2 + TIMEOUT + AGENT_INTER * 2 + SLACK,
@@ -315,7 +315,7 @@ Preview: 1024\r\nEncapsulated: null-body=0\r\n\r\n";
                 && agent_said_up(strict)
         },
     );
-    let servers = haproxy.stat();
+    let servers = haproxy.servers();
     for name in ["pool/gw01", "strict/icap01"] {
         eprintln!("{name} after {took:?}: {}", agent_fields(&servers[name]));
     }
@@ -416,7 +416,7 @@ fn two_haproxies_asking_one_agent_cost_one_probe_per_interval() {
     );
     let haproxies = [HAProxy::start_cfg(&cfg), HAProxy::start_cfg(&cfg)];
     for h in &haproxies {
-        h.wait_for_stat("the agent said up", INTER * 2 + SLACK, |s| {
+        h.wait_for("the agent said up", INTER * 2 + SLACK, |s| {
             agent_said_up(&s["pool/icap01"])
         });
     }

@@ -702,8 +702,29 @@ fn the_resident_mode_follows_the_running_pool() {
         text.contains("server=\"s1\"") && text.contains("server=\"dyn1\""),
         "{text}"
     );
+    // A socket that accepts and never answers: a refresh now waits out its
+    // 3 s deadline, and SIGTERM still ends the process at once.
+    // (HAProxy's directory went with it.)
+    std::fs::create_dir_all(rt.user_sock.parent().unwrap()).unwrap();
+    let silent = UnixListener::bind(&rt.user_sock).expect("bind the silent socket");
+    silent.set_nonblocking(true).unwrap();
+    let until = Instant::now() + SLACK;
+    let _held = loop {
+        if let Ok((held, _)) = silent.accept() {
+            break held;
+        }
+        assert!(Instant::now() < until, "no refresh came");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let asked = Instant::now();
     terminate(&mut child.0);
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "SIGTERM during a refresh took {took:?}"
+    );
     let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(err.contains("stopping; agent replies"), "{err}");
     assert_eq!(
         err.matches("cannot read HAProxy's pool again").count(),
         1,

@@ -184,23 +184,20 @@ impl HAProxy {
         answer
     }
 
-    /// `show stat`, servers only, keyed by "backend/server".
+    /// `show stat`, servers only, keyed by "backend/server", its CSV read
+    /// with quotes: an agent's description (`last_agt`) is quoted when it
+    /// holds a quote or a comma (`via agent : up (OPTIONS 200 ISTag="...")`).
     pub fn servers(&self) -> HashMap<String, Row> {
         let csv = self.api("show stat");
         let mut lines = csv.lines();
-        let header: Vec<&str> = lines
+        let header: Vec<String> = lines
             .next()
             .and_then(|h| h.strip_prefix("# "))
-            .unwrap_or_else(|| panic!("show stat answered no header: {csv:?}"))
-            .split(',')
-            .collect();
+            .map(csv_fields)
+            .unwrap_or_else(|| panic!("show stat answered no header: {csv:?}"));
         let mut servers = HashMap::new();
         for line in lines.filter(|l| !l.is_empty()) {
-            let row: Row = header
-                .iter()
-                .zip(line.split(','))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+            let row: Row = header.iter().cloned().zip(csv_fields(line)).collect();
             if row["svname"] != "FRONTEND" && row["svname"] != "BACKEND" {
                 servers.insert(format!("{}/{}", row["pxname"], row["svname"]), row);
             }
@@ -289,9 +286,14 @@ pub fn summary(servers: &HashMap<String, Row>) -> String {
         .iter()
         .map(|n| {
             let r = &servers[*n];
+            let f = |k: &str| r.get(k).cloned().unwrap_or_default();
             format!(
-                "{n} {} {} {}",
-                r["status"], r["check_status"], r["check_code"]
+                "{n} {} {} {} agent {} {:?}",
+                f("status"),
+                f("check_status"),
+                f("check_code"),
+                f("agent_status"),
+                f("last_agt")
             )
         })
         .collect::<Vec<_>>()
@@ -445,68 +447,6 @@ impl HAProxy {
         };
         haproxy.wait_for_api(cfg);
         haproxy
-    }
-
-    /// `show stat`, servers only, keyed by "backend/server", its CSV read
-    /// with quotes: an agent's description (`last_agt`) is quoted when it
-    /// holds a quote or a comma (`via agent : up (OPTIONS 200 ISTag="...")`).
-    pub fn stat(&self) -> HashMap<String, Row> {
-        let csv = self.api("show stat");
-        let mut lines = csv.lines();
-        let header: Vec<String> = lines
-            .next()
-            .and_then(|h| h.strip_prefix("# "))
-            .map(csv_fields)
-            .unwrap_or_else(|| panic!("show stat answered no header: {csv:?}"));
-        let mut servers = HashMap::new();
-        for line in lines.filter(|l| !l.is_empty()) {
-            let row: Row = header.iter().cloned().zip(csv_fields(line)).collect();
-            if row["svname"] != "FRONTEND" && row["svname"] != "BACKEND" {
-                servers.insert(format!("{}/{}", row["pxname"], row["svname"]), row);
-            }
-        }
-        servers
-    }
-
-    /// [`HAProxy::wait_for`] on [`HAProxy::stat`]; the panic shows every
-    /// server's status and agent fields.
-    pub fn wait_for_stat(
-        &self,
-        what: &str,
-        within: Duration,
-        ok: impl Fn(&HashMap<String, Row>) -> bool,
-    ) -> Duration {
-        let start = Instant::now();
-        loop {
-            let servers = self.stat();
-            if ok(&servers) {
-                return start.elapsed();
-            }
-            if start.elapsed() > within {
-                let mut names: Vec<&String> = servers.keys().collect();
-                names.sort();
-                let states: Vec<String> = names
-                    .iter()
-                    .map(|n| {
-                        let r = &servers[*n];
-                        let f = |k: &str| r.get(k).cloned().unwrap_or_default();
-                        format!(
-                            "{n} status={:?} check_status={:?} agent_status={:?} last_agt={:?}",
-                            f("status"),
-                            f("check_status"),
-                            f("agent_status"),
-                            f("last_agt")
-                        )
-                    })
-                    .collect();
-                panic!(
-                    "not within {within:?}: {what}\nservers:\n{}\nhaproxy log:\n{}",
-                    states.join("\n"),
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     /// Waits until the runtime API answers; panics with the log and `cfg`
