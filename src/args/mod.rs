@@ -337,7 +337,8 @@ fn named_targets(
             // Only now is it known whether `--send-state` (a setting the
             // config file may hold) asks for what HAProxy's variables say.
             if prepared.options.probe_args.http.send_state && prepared.target.haproxy {
-                prepared.target.send_state = target::haproxy_send_state(&prepared.target);
+                prepared.target.send_state =
+                    target::haproxy_send_state(&prepared.target).map(Box::new);
             }
             Ok(TargetArgs {
                 backend: prepared.target.backend.clone(),
@@ -399,7 +400,7 @@ fn pool(
                     // The names, address and port from the file; the
                     // resident mode adds its own state word.
                     if p.options.probe_args.http.send_state {
-                        p.target.send_state = target::haproxy_send_state(&p.target);
+                        p.target.send_state = target::haproxy_send_state(&p.target).map(Box::new);
                     }
                     p
                 });
@@ -520,7 +521,7 @@ fn runtime_pool(
                         .with_default(interval.unwrap_or(target::Cadence::default().inter))
                 }),
                 haproxy_state: Some(s.state),
-                send_state: Some(s.send_state.clone()),
+                send_state: Some(Box::new(s.send_state.clone())),
             })
         };
         let prepared = merging.merge(target, names.0.clone(), names.1.clone());

@@ -42,8 +42,9 @@ pub struct Target {
     /// The server's state in HAProxy, read from its runtime API.
     pub haproxy_state: Option<HaproxyState>,
     /// What `--send-state` can tell the server of itself; `None` when not
-    /// even its names are known.
-    pub send_state: Option<SendState>,
+    /// even its names are known, and when not asked for. Boxed: one per
+    /// server of a pool, and most have none.
+    pub send_state: Option<Box<SendState>>,
 }
 
 /// How often a target is checked in the resident mode, as HAProxy says it

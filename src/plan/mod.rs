@@ -29,8 +29,9 @@ pub struct Settings {
     /// How often the resident mode checks it.
     pub cadence: Cadence,
     /// What `--send-state` sends, when it is asked for: the resident mode
-    /// puts its own state word in it when HAProxy's is not known.
-    pub send_state: Option<SendState>,
+    /// puts its own state word in it when HAProxy's is not known. Boxed:
+    /// a pool keeps one `Settings` per server, and most send none.
+    pub send_state: Option<Box<SendState>>,
 }
 
 /// How often the resident mode checks a target haproxy.cfg says nothing
@@ -168,7 +169,7 @@ pub fn resolve(
     }
     let tls = tls_client(options, target, protocol, typed, several, explain)?;
     let send_state = match (options.probe_args.http.send_state, &target.send_state) {
-        (true, Some(state)) => Some(state.clone().with_local_node()),
+        (true, Some(state)) => Some(SendState::clone(state).with_local_node()),
         _ => None,
     };
     let spec = Spec {
@@ -203,7 +204,7 @@ pub fn resolve(
         cadence: target
             .cadence
             .unwrap_or_else(|| Cadence::every(options.run.interval.unwrap_or(DEFAULT_INTERVAL))),
-        send_state,
+        send_state: send_state.map(Box::new),
     })
 }
 
